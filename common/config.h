@@ -1,0 +1,145 @@
+/* authrelay.conf: INI with [section] headers, key = value, # and ;
+ * comments (whole line, or after whitespace), durations (30s 5m 1h 500ms,
+ * bare number = seconds) and sizes (512K 35M 1G, bare number = bytes).
+ * Unknown sections and keys are errors with their line. Keys marked
+ * repeatable may appear more than once; any other key given twice is an
+ * error. */
+#ifndef AUTHRELAY_CONFIG_H
+#define AUTHRELAY_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define USEC_PER_SEC 1000000ULL
+
+enum listen_mode { LISTEN_STARTTLS, LISTEN_TLS };
+
+struct config_listen {
+	char *host;		/* "0.0.0.0", "::" (brackets removed), "127.0.0.1" */
+	char *port;		/* "587" */
+	enum listen_mode mode;
+	unsigned line;
+};
+
+struct config_tls_pair {
+	char *cert;
+	char *key;
+	unsigned cert_line, key_line;
+};
+
+enum auth_backend { AUTH_BACKEND_PAM, AUTH_BACKEND_LDAP };
+#define AUTH_MECH_PLAIN 0x1u
+#define AUTH_MECH_LOGIN 0x2u
+
+enum ldap_membership { LDAP_MEMBER, LDAP_UNIQUE_MEMBER, LDAP_MEMBER_UID,
+		       LDAP_MEMBER_OF };
+enum relay_tls { RELAY_TLS_NONE, RELAY_TLS_STARTTLS, RELAY_TLS_TLS };
+enum sender_check { SENDER_CHECK_OFF, SENDER_CHECK_ENVELOPE,
+		    SENDER_CHECK_HEADER, SENDER_CHECK_BOTH };
+enum bare_newline { BARE_NEWLINE_REJECT, BARE_NEWLINE_NORMALIZE };
+
+struct config_hostport {
+	char *host;
+	char *port;
+	unsigned line;
+};
+
+struct config {
+	char *path;		/* the file it was read from */
+
+	/* [server] */
+	char *hostname;		/* default: gethostname() */
+	struct config_listen *listen;	/* repeatable */
+	size_t n_listen;
+	uint64_t max_message_size;	/* default 35M, range 1K..4G */
+	unsigned max_recipients;	/* default 100, 1..100000 */
+	unsigned max_connections;	/* default 10000, 1..1000000 */
+	unsigned max_connections_per_ip;	/* default 50, 1..1000000 */
+	unsigned max_bad_commands;	/* default 20, 1..1000 */
+	uint64_t command_timeout_usec;	/* default 5m, 1s..1h */
+	uint64_t data_timeout_usec;	/* default 10m, 1s..1h */
+	uint64_t shutdown_timeout_usec;	/* default 30s, 0..1h */
+	bool proxy_protocol;		/* default no */
+	unsigned threads;		/* default 0 = one per core, 0..256 */
+
+	/* [tls] */
+	struct config_tls_pair *tls;	/* cert/key repeatable, paired by order */
+	size_t n_tls;
+	int tls_min_version;	/* 0x0303 TLSv1.2 (default), 0x0304 TLSv1.3 */
+	char *tls_ciphers;	/* TLS <= 1.2 cipher list, NULL = OpenSSL default */
+	uint64_t handshake_timeout_usec;	/* default 30s, 1s..10m */
+
+	/* [auth] */
+	enum auth_backend backend;	/* default pam */
+	unsigned mechanisms;		/* AUTH_MECH_* bits, default PLAIN|LOGIN */
+	char **require_group;		/* repeatable; empty value ignored */
+	size_t n_require_group;
+	uint64_t cache_ttl_usec;	/* default 60s, 0..1d */
+	uint64_t failure_delay_usec;	/* default 2s, 0..1m */
+	char *worker_path;		/* default AUTH_WORKER_PATH */
+	unsigned workers;		/* default 4, 1..256: whole pool */
+	unsigned worker_max_requests;	/* default 100, 1..1000000 */
+	uint64_t worker_timeout_usec;	/* default 30s, 1s..10m */
+
+	/* [pam] */
+	char *pam_service;		/* default "authrelay" */
+	char *address_domain;		/* default NULL */
+
+	/* [ldap] */
+	char **ldap_uri;		/* space-separated list, >= 1 if ldap */
+	size_t n_ldap_uri;
+	bool ldap_starttls;
+	char *ldap_ca_file;
+	uint64_t ldap_timeout_usec;	/* default 5s */
+	char *ldap_base;
+	char *ldap_bind_dn;
+	char *ldap_bind_password_file;
+	char *ldap_user_filter;		/* default (&(objectClass=inetOrgPerson)(uid=%u)) */
+	char *ldap_user_dn_template;
+	enum ldap_membership ldap_group_membership;	/* default member */
+	bool ldap_nested_groups;
+	char **ldap_address_attributes;	/* space-separated, default mail */
+	size_t n_ldap_address_attributes;
+
+	/* [relay] */
+	struct config_hostport *smarthost;	/* repeatable; port default 25 */
+	size_t n_smarthost;
+	enum relay_tls relay_tls;	/* default starttls */
+	bool relay_tls_verify;		/* default yes */
+	char *relay_ca_file;
+	char *relay_auth_user;
+	char *relay_auth_password_file;
+	uint64_t relay_connect_timeout_usec;	/* default 30s */
+	char *identity_header;		/* default X-Authenticated-User, "" = none */
+	bool xclient;
+
+	/* [policy] */
+	enum sender_check sender_check;	/* default both */
+	enum bare_newline bare_newline;	/* default reject */
+};
+
+/* Errors: one "FILE:LINE: message" (or "FILE: message") string each. */
+struct config_errors {
+	char **msg;
+	size_t n;
+};
+
+/* Parse and validate path. Returns the config, or NULL with every error
+ * found appended to errs (parsing goes on after an error, so all are
+ * reported at once). check_files: also check that every named file
+ * (cert, key, ca_file, password files, worker_path) can be opened. */
+struct config *config_load(const char *path, bool check_files,
+			   struct config_errors *errs);
+void config_free(struct config **config);
+
+void config_errors_add(struct config_errors *errs, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void config_errors_clear(struct config_errors *errs);
+
+/* Value parsers, exposed for tests. Return 0 on success, -1 on error. */
+int config_parse_duration(const char *s, uint64_t *usec_r);
+int config_parse_size(const char *s, uint64_t *bytes_r);
+int config_parse_bool(const char *s, bool *b_r);
+
+#endif
