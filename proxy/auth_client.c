@@ -1,0 +1,430 @@
+#include "autoconf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "auth_client.h"
+#include "log.h"
+#include "server.h"
+#include "xalloc.h"
+
+/* Lookups waiting for a free worker, per pool; past this they get
+ * AUTH_TEMPFAIL at once instead of queueing without bound. */
+#define AUTH_QUEUE_MAX 1024
+/* The fd number the worker finds its socket on. */
+#define AUTH_WORKER_FD 3
+
+extern char **environ;
+
+struct auth_worker;
+
+struct auth_lookup {
+	struct auth_lookup *next;	/* queue */
+	struct auth_pool *pool;
+	struct auth_worker *worker;	/* while in flight */
+	struct auth_request req;
+	auth_callback *cb;		/* NULL once cancelled */
+	void *ctx;
+	bool failed;			/* answer TEMPFAIL from the queue */
+};
+
+struct auth_worker {
+	struct auth_pool *pool;
+	pid_t pid;
+	int fd;
+	sd_event_source *io, *timer;
+	struct auth_lookup *busy;
+	unsigned requests;
+	unsigned max_requests;
+	uint64_t timeout_usec;
+	bool retire;			/* close when idle */
+};
+
+struct auth_pool {
+	sd_event *event;
+	struct auth_worker **workers;
+	unsigned n_workers, max_workers;
+	struct auth_lookup *head, **tail;
+	unsigned queue_len;
+	sd_event_source *dispatch;
+	uint32_t next_id;
+};
+
+static void pool_schedule(struct auth_pool *p)
+{
+	sd_event_source_set_enabled(p->dispatch, SD_EVENT_ONESHOT);
+}
+
+static void lookup_free(struct auth_lookup *l)
+{
+	explicit_bzero(&l->req, sizeof(l->req));
+	free(l);
+}
+
+static void lookup_finish(struct auth_lookup *l, const struct auth_reply *rep)
+{
+	if (l->cb != NULL)
+		l->cb(rep, l->ctx);
+	lookup_free(l);
+}
+
+static void lookup_tempfail(struct auth_lookup *l, const char *reason)
+{
+	struct auth_reply rep;
+
+	memset(&rep, 0, sizeof(rep));
+	rep.id = l->req.id;
+	rep.result = AUTH_TEMPFAIL;
+	snprintf(rep.reason, sizeof(rep.reason), "%s", reason);
+	lookup_finish(l, &rep);
+}
+
+static void worker_remove(struct auth_worker *w)
+{
+	struct auth_pool *p = w->pool;
+
+	for (unsigned i = 0; i < p->n_workers; i++) {
+		if (p->workers[i] == w) {
+			p->workers[i] = p->workers[--p->n_workers];
+			break;
+		}
+	}
+	sd_event_source_disable_unref(w->io);
+	sd_event_source_disable_unref(w->timer);
+	if (w->fd >= 0)
+		close(w->fd);
+	free(w);
+}
+
+/* The worker is gone or must go: whatever it was doing fails
+ * temporarily. SIGCHLD is ignored, so the kernel reaps it. */
+static void worker_kill(struct auth_worker *w, const char *why)
+{
+	struct auth_lookup *l = w->busy;
+	struct auth_pool *p = w->pool;
+
+	if (l != NULL)
+		log_warn("auth worker %ld: %s; request failed temporarily",
+			 (long)w->pid, why);
+	else
+		log_debug("auth worker %ld: %s", (long)w->pid, why);
+	if (w->pid > 0)
+		(void)kill(w->pid, SIGKILL);
+	w->busy = NULL;
+	worker_remove(w);
+	if (l != NULL)
+		lookup_tempfail(l, why);
+	pool_schedule(p);
+}
+
+/* A worker we stop using: closing its socket makes it exit. */
+static void worker_retire(struct auth_worker *w)
+{
+	log_debug("auth worker %ld retired after %u requests", (long)w->pid,
+		  w->requests);
+	worker_remove(w);
+}
+
+static int on_worker_io(sd_event_source *src, int fd, uint32_t revents,
+			void *userdata)
+{
+	struct auth_worker *w = userdata;
+	unsigned char buf[AUTH_PROTO_MAX];
+	struct auth_pool *p = w->pool;
+	struct auth_reply rep;
+	struct auth_lookup *l;
+	ssize_t n;
+
+	n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return 0;
+	if (n <= 0) {
+		worker_kill(w, n == 0 ? "exited" : strerror(errno));
+		return 0;
+	}
+	if ((size_t)n > sizeof(buf) || w->busy == NULL ||
+	    auth_reply_decode(buf, (size_t)n, &rep) < 0 ||
+	    rep.id != w->busy->req.id) {
+		explicit_bzero(buf, sizeof(buf));
+		worker_kill(w, "invalid reply");
+		return 0;
+	}
+	explicit_bzero(buf, sizeof(buf));
+	l = w->busy;
+	w->busy = NULL;
+	sd_event_source_set_enabled(w->timer, SD_EVENT_OFF);
+	if (w->retire || w->requests >= w->max_requests)
+		worker_retire(w);
+	lookup_finish(l, &rep);
+	explicit_bzero(&rep, sizeof(rep));
+	pool_schedule(p);
+	return 0;
+}
+
+static int on_worker_timeout(sd_event_source *src, uint64_t usec,
+			     void *userdata)
+{
+	worker_kill(userdata, "timed out");
+	return 0;
+}
+
+static struct auth_worker *worker_spawn(struct auth_pool *p)
+{
+	struct settings *st = settings_get();
+	const struct config *cfg = st->cfg;
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	struct auth_worker *w;
+	sigset_t none, dfl;
+	char *argv[4];
+	int sv[2], child, r;
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+		log_err("auth worker socketpair: %s", strerror(errno));
+		settings_put(&st);
+		return NULL;
+	}
+	child = sv[1];
+	if (child == AUTH_WORKER_FD) {
+		/* dup2() onto itself would keep close-on-exec. */
+		child = fcntl(sv[1], F_DUPFD_CLOEXEC, AUTH_WORKER_FD + 1);
+		close(sv[1]);
+		if (child < 0) {
+			close(sv[0]);
+			settings_put(&st);
+			return NULL;
+		}
+	}
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, child, AUTH_WORKER_FD);
+	posix_spawnattr_init(&attr);
+	sigemptyset(&none);
+	sigemptyset(&dfl);
+	sigaddset(&dfl, SIGPIPE);
+	sigaddset(&dfl, SIGCHLD);
+	sigaddset(&dfl, SIGHUP);
+	sigaddset(&dfl, SIGTERM);
+	sigaddset(&dfl, SIGINT);
+	posix_spawnattr_setsigmask(&attr, &none);
+	posix_spawnattr_setsigdefault(&attr, &dfl);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK |
+				 POSIX_SPAWN_SETSIGDEF);
+	argv[0] = cfg->worker_path;
+	argv[1] = (char *)"-c";
+	argv[2] = cfg->path;
+	argv[3] = NULL;
+	r = posix_spawn(&pid, cfg->worker_path, &fa, &attr, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&attr);
+	close(child);
+	if (r != 0) {
+		log_err("cannot start auth worker %s: %s", cfg->worker_path,
+			strerror(r));
+		close(sv[0]);
+		settings_put(&st);
+		return NULL;
+	}
+	w = xcalloc(1, sizeof(*w));
+	w->pool = p;
+	w->pid = pid;
+	w->fd = sv[0];
+	w->max_requests = cfg->worker_max_requests;
+	w->timeout_usec = cfg->worker_timeout_usec;
+	if (sd_event_add_io(p->event, &w->io, w->fd, EPOLLIN, on_worker_io,
+			    w) < 0 ||
+	    sd_event_add_time_relative(p->event, &w->timer, CLOCK_MONOTONIC,
+				       cfg->worker_timeout_usec, 0,
+				       on_worker_timeout, w) < 0) {
+		settings_put(&st);
+		worker_kill(w, "cannot watch");
+		return NULL;
+	}
+	sd_event_source_set_enabled(w->timer, SD_EVENT_OFF);
+	settings_put(&st);
+	log_debug("auth worker %ld started", (long)pid);
+	return w;
+}
+
+static int worker_send(struct auth_worker *w, struct auth_lookup *l)
+{
+	unsigned char buf[AUTH_PROTO_MAX];
+	ssize_t len = auth_request_encode(&l->req, buf, sizeof(buf));
+	ssize_t n = -1;
+
+	/* The password is not needed past this point. */
+	explicit_bzero(l->req.password, sizeof(l->req.password));
+	if (len > 0)
+		n = send(w->fd, buf, (size_t)len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	explicit_bzero(buf, sizeof(buf));
+	if (len <= 0 || n != len)
+		return -1;
+	w->busy = l;
+	l->worker = w;
+	w->requests++;
+	sd_event_source_set_time_relative(w->timer, w->timeout_usec);
+	sd_event_source_set_enabled(w->timer, SD_EVENT_ONESHOT);
+	return 0;
+}
+
+static struct auth_lookup *queue_pop(struct auth_pool *p)
+{
+	struct auth_lookup *l = p->head;
+
+	if (l == NULL)
+		return NULL;
+	p->head = l->next;
+	if (p->head == NULL)
+		p->tail = &p->head;
+	l->next = NULL;
+	p->queue_len--;
+	return l;
+}
+
+static struct auth_worker *idle_worker(struct auth_pool *p)
+{
+	for (unsigned i = 0; i < p->n_workers; i++)
+		if (p->workers[i]->busy == NULL && !p->workers[i]->retire)
+			return p->workers[i];
+	if (p->n_workers >= p->max_workers)
+		return NULL;
+	struct auth_worker *w = worker_spawn(p);
+	if (w != NULL)
+		p->workers[p->n_workers++] = w;
+	return w;
+}
+
+static int on_dispatch(sd_event_source *src, void *userdata)
+{
+	struct auth_pool *p = userdata;
+	struct auth_lookup *l;
+
+	while (p->head != NULL) {
+		struct auth_worker *w;
+
+		if (p->head->failed) {
+			l = queue_pop(p);
+			lookup_tempfail(l, "too many pending requests");
+			continue;
+		}
+		w = idle_worker(p);
+		if (w == NULL) {
+			if (p->n_workers > 0)
+				break;	/* all busy: wait for a reply */
+			/* No worker can be started: answer now rather than
+			 * leave clients hanging. */
+			l = queue_pop(p);
+			lookup_tempfail(l, "no auth worker available");
+			continue;
+		}
+		l = queue_pop(p);
+		if (l->cb == NULL) {
+			lookup_free(l);
+			continue;
+		}
+		if (worker_send(w, l) < 0) {
+			worker_kill(w, "cannot send request");
+			lookup_tempfail(l, "auth worker unreachable");
+		}
+	}
+	return 0;
+}
+
+struct auth_pool *auth_pool_new(sd_event *event, unsigned max_workers)
+{
+	struct auth_pool *p = xcalloc(1, sizeof(*p));
+
+	p->event = sd_event_ref(event);
+	p->max_workers = max_workers ? max_workers : 1;
+	p->workers = xcalloc(p->max_workers, sizeof(*p->workers));
+	p->tail = &p->head;
+	if (sd_event_add_defer(event, &p->dispatch, on_dispatch, p) < 0)
+		abort();	/* ENOMEM only */
+	sd_event_source_set_enabled(p->dispatch, SD_EVENT_OFF);
+	return p;
+}
+
+void auth_pool_free(struct auth_pool **pp)
+{
+	struct auth_pool *p = *pp;
+	struct auth_lookup *l;
+
+	if (p == NULL)
+		return;
+	*pp = NULL;
+	while ((l = queue_pop(p)) != NULL)
+		lookup_free(l);
+	while (p->n_workers > 0) {
+		struct auth_worker *w = p->workers[0];
+
+		if (w->busy != NULL) {
+			lookup_free(w->busy);
+			w->busy = NULL;
+		}
+		(void)kill(w->pid, SIGTERM);
+		worker_remove(w);
+	}
+	free(p->workers);
+	sd_event_source_disable_unref(p->dispatch);
+	sd_event_unref(p->event);
+	free(p);
+}
+
+void auth_pool_recycle(struct auth_pool *p)
+{
+	for (unsigned i = 0; i < p->n_workers;) {
+		struct auth_worker *w = p->workers[i];
+
+		w->retire = true;
+		if (w->busy == NULL)
+			worker_retire(w);	/* moves the last one here */
+		else
+			i++;
+	}
+}
+
+unsigned auth_pool_workers(const struct auth_pool *p)
+{
+	return p->n_workers;
+}
+
+struct auth_lookup *auth_pool_lookup(struct auth_pool *p, const char *user,
+				     const char *password,
+				     const char *client_ip,
+				     auth_callback *cb, void *ctx)
+{
+	struct auth_lookup *l = xcalloc(1, sizeof(*l));
+
+	l->pool = p;
+	l->cb = cb;
+	l->ctx = ctx;
+	l->req.id = ++p->next_id;
+	snprintf(l->req.user, sizeof(l->req.user), "%s", user);
+	snprintf(l->req.password, sizeof(l->req.password), "%s", password);
+	snprintf(l->req.client_ip, sizeof(l->req.client_ip), "%s", client_ip);
+	l->failed = p->queue_len >= AUTH_QUEUE_MAX;
+	*p->tail = l;
+	p->tail = &l->next;
+	p->queue_len++;
+	pool_schedule(p);
+	return l;
+}
+
+void auth_lookup_cancel(struct auth_lookup **lp)
+{
+	struct auth_lookup *l = *lp;
+
+	if (l == NULL)
+		return;
+	*lp = NULL;
+	/* Queued or in flight: freed when its turn or its reply comes. */
+	l->cb = NULL;
+	l->ctx = NULL;
+}

@@ -1,0 +1,488 @@
+#include "autoconf.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+
+#include "conn.h"
+#include "log.h"
+#include "xalloc.h"
+
+/* Output past this stops the session from reading more commands until
+ * the client has read its replies (pipelining backpressure). */
+#define CONN_OUTPUT_HIGH 16384
+/* Reads per wake-up, so one busy client cannot starve the others. */
+#define CONN_READS_PER_RUN 8
+
+enum conn_state {
+	CONN_PLAIN,
+	CONN_TLS_WAIT_FLUSH,	/* STARTTLS reply still being written */
+	CONN_HANDSHAKE,
+	CONN_TLS,
+	CONN_DEAD,
+};
+
+struct conn {
+	sd_event *event;
+	int fd;
+	sd_event_source *io, *timer, *defer;
+	enum conn_state state;
+	SSL *ssl;
+	SSL_CTX *tls_ctx;		/* for the handshake to come */
+	uint32_t handshake_events;
+	bool reading;
+	bool closing;
+	bool read_wants_write;		/* SSL_read returned WANT_WRITE */
+	bool write_wants_read;		/* SSL_write returned WANT_READ */
+	struct line_reader in;
+	char *out;
+	size_t out_off, out_len, out_cap;
+	conn_callback *cb;
+	void *ctx;
+};
+
+static void conn_run(struct conn *c);
+
+static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	conn_run(userdata);
+	return 0;
+}
+
+static int on_defer(sd_event_source *s, void *userdata)
+{
+	conn_run(userdata);
+	return 0;
+}
+
+static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct conn *c = userdata;
+
+	if (c->state != CONN_DEAD)
+		c->cb(c, CONN_EV_TIMEOUT, c->ctx);
+	return 0;
+}
+
+static void schedule(struct conn *c)
+{
+	if (c->state != CONN_DEAD)
+		sd_event_source_set_enabled(c->defer, SD_EVENT_ONESHOT);
+}
+
+struct conn *conn_new(sd_event *event, int fd, size_t in_cap, size_t max_line,
+		      conn_callback *cb, void *ctx)
+{
+	struct conn *c = xcalloc(1, sizeof(*c));
+
+	c->event = sd_event_ref(event);
+	c->fd = fd;
+	c->cb = cb;
+	c->ctx = ctx;
+	c->reading = true;
+	line_reader_init(&c->in, in_cap, max_line);
+	if (sd_event_add_io(event, &c->io, fd, EPOLLIN, on_io, c) < 0 ||
+	    sd_event_add_defer(event, &c->defer, on_defer, c) < 0 ||
+	    sd_event_add_time_relative(event, &c->timer, CLOCK_MONOTONIC,
+				       UINT64_MAX / 2, 0, on_timer, c) < 0) {
+		/* Only fails on ENOMEM or fd exhaustion of epoll. */
+		log_err("cannot register connection with the event loop");
+		conn_free(&c);	/* closes fd */
+		return NULL;
+	}
+	sd_event_source_set_enabled(c->defer, SD_EVENT_OFF);
+	sd_event_source_set_enabled(c->timer, SD_EVENT_OFF);
+	return c;
+}
+
+void conn_free(struct conn **cp)
+{
+	struct conn *c = *cp;
+
+	if (c == NULL)
+		return;
+	*cp = NULL;
+	sd_event_source_disable_unref(c->io);
+	sd_event_source_disable_unref(c->defer);
+	sd_event_source_disable_unref(c->timer);
+	if (c->ssl != NULL) {
+		if (c->state == CONN_TLS)
+			(void)SSL_shutdown(c->ssl);
+		SSL_free(c->ssl);
+	}
+	if (c->tls_ctx != NULL)
+		SSL_CTX_free(c->tls_ctx);
+	if (c->fd >= 0)
+		close(c->fd);
+	line_reader_free(&c->in);
+	free(c->out);
+	sd_event_unref(c->event);
+	free(c);
+}
+
+struct line_reader *conn_input(struct conn *c)
+{
+	return &c->in;
+}
+
+void conn_write(struct conn *c, const void *data, size_t len)
+{
+	if (c->state == CONN_DEAD || c->closing)
+		return;
+	if (c->out_off > 0 && c->out_off == c->out_len)
+		c->out_off = c->out_len = 0;
+	if (c->out_len + len > c->out_cap) {
+		if (c->out_off > 0) {
+			memmove(c->out, c->out + c->out_off,
+				c->out_len - c->out_off);
+			c->out_len -= c->out_off;
+			c->out_off = 0;
+		}
+		if (c->out_len + len > c->out_cap) {
+			size_t cap = c->out_cap ? c->out_cap : 512;
+
+			while (cap < c->out_len + len)
+				cap *= 2;
+			c->out = xrealloc(c->out, cap);
+			c->out_cap = cap;
+		}
+	}
+	memcpy(c->out + c->out_len, data, len);
+	c->out_len += len;
+	schedule(c);
+}
+
+void conn_printf(struct conn *c, const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(buf))
+		n = sizeof(buf) - 1;
+	conn_write(c, buf, (size_t)n);
+}
+
+size_t conn_output_pending(const struct conn *c)
+{
+	return c->out_len - c->out_off;
+}
+
+bool conn_output_full(const struct conn *c)
+{
+	return conn_output_pending(c) >= CONN_OUTPUT_HIGH;
+}
+
+void conn_set_reading(struct conn *c, bool on)
+{
+	c->reading = on;
+	schedule(c);
+}
+
+void conn_start_tls(struct conn *c, SSL_CTX *ctx)
+{
+	if (c->state != CONN_PLAIN)
+		return;
+	/* RFC 3207 §4.2 / CVE-2011-0411: plaintext pipelined behind
+	 * STARTTLS must not be taken as coming over TLS. */
+	line_reader_clear(&c->in);
+	SSL_CTX_up_ref(ctx);
+	c->tls_ctx = ctx;
+	c->state = CONN_TLS_WAIT_FLUSH;
+	schedule(c);
+}
+
+bool conn_is_tls(const struct conn *c)
+{
+	return c->state == CONN_TLS;
+}
+
+const char *conn_tls_version(const struct conn *c)
+{
+	return c->state == CONN_TLS ? SSL_get_version(c->ssl) : NULL;
+}
+
+const char *conn_tls_cipher(const struct conn *c)
+{
+	return c->state == CONN_TLS ? SSL_get_cipher_name(c->ssl) : NULL;
+}
+
+void conn_set_deadline(struct conn *c, uint64_t usec)
+{
+	if (c->state == CONN_DEAD)
+		return;
+	if (usec == 0) {
+		sd_event_source_set_enabled(c->timer, SD_EVENT_OFF);
+		return;
+	}
+	sd_event_source_set_time_relative(c->timer, usec);
+	sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT);
+}
+
+void conn_close_after_flush(struct conn *c)
+{
+	c->closing = true;
+	c->reading = false;
+	schedule(c);
+}
+
+/* The end: the callback frees c, so nothing may touch it after this. */
+static void conn_dead(struct conn *c)
+{
+	c->state = CONN_DEAD;
+	sd_event_source_set_enabled(c->io, SD_EVENT_OFF);
+	sd_event_source_set_enabled(c->timer, SD_EVENT_OFF);
+	sd_event_source_set_enabled(c->defer, SD_EVENT_OFF);
+	c->cb(c, CONN_EV_CLOSED, c->ctx);
+}
+
+static void log_ssl_error(const char *what)
+{
+	unsigned long e = ERR_get_error();
+	char buf[256];
+
+	if (e == 0) {
+		log_debug("%s: connection closed (%s)", what,
+			  errno ? strerror(errno) : "eof");
+		return;
+	}
+	ERR_error_string_n(e, buf, sizeof(buf));
+	log_info("%s: %s", what, buf);
+	ERR_clear_error();
+}
+
+/* 1 done, 0 in progress, -1 failed. */
+static int conn_handshake(struct conn *c)
+{
+	int r, err;
+
+	ERR_clear_error();
+	errno = 0;
+	r = SSL_accept(c->ssl);
+	if (r == 1) {
+		c->state = CONN_TLS;
+		return 1;
+	}
+	err = SSL_get_error(c->ssl, r);
+	if (err == SSL_ERROR_WANT_READ) {
+		c->handshake_events = EPOLLIN;
+		return 0;
+	}
+	if (err == SSL_ERROR_WANT_WRITE) {
+		c->handshake_events = EPOLLOUT;
+		return 0;
+	}
+	log_ssl_error("TLS handshake failed");
+	return -1;
+}
+
+static int conn_begin_tls(struct conn *c)
+{
+	c->ssl = SSL_new(c->tls_ctx);
+	SSL_CTX_free(c->tls_ctx);
+	c->tls_ctx = NULL;
+	if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1) {
+		log_ssl_error("TLS setup failed");
+		return -1;
+	}
+	c->state = CONN_HANDSHAKE;
+	return 0;
+}
+
+/* -1 error; 0 otherwise (all written or would block). */
+static int conn_flush(struct conn *c)
+{
+	c->read_wants_write = false;
+	while (c->out_off < c->out_len) {
+		size_t len = c->out_len - c->out_off;
+		ssize_t n;
+
+		if (c->ssl != NULL) {
+			int r, err;
+
+			ERR_clear_error();
+			c->write_wants_read = false;
+			r = SSL_write(c->ssl, c->out + c->out_off,
+				      len > INT32_MAX ? INT32_MAX : (int)len);
+			if (r <= 0) {
+				err = SSL_get_error(c->ssl, r);
+				if (err == SSL_ERROR_WANT_WRITE)
+					return 0;
+				if (err == SSL_ERROR_WANT_READ) {
+					c->write_wants_read = true;
+					return 0;
+				}
+				log_ssl_error("TLS write failed");
+				return -1;
+			}
+			n = r;
+		} else {
+			n = send(c->fd, c->out + c->out_off, len,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+			if (n < 0) {
+				if (errno == EAGAIN || errno == EWOULDBLOCK)
+					return 0;
+				if (errno == EINTR)
+					continue;
+				log_debug("write failed: %s", strerror(errno));
+				return -1;
+			}
+		}
+		c->out_off += (size_t)n;
+	}
+	c->out_off = c->out_len = 0;
+	return 0;
+}
+
+/* 1 new input, 0 none, -1 closed or error. */
+static int conn_read(struct conn *c)
+{
+	int got = 0;
+
+	for (int i = 0; i < CONN_READS_PER_RUN; i++) {
+		size_t avail;
+		char *p = line_reader_space(&c->in, &avail);
+		ssize_t n;
+
+		if (avail == 0)
+			break;
+		if (c->ssl != NULL) {
+			int r, err;
+
+			ERR_clear_error();
+			errno = 0;
+			r = SSL_read(c->ssl, p,
+				     avail > INT32_MAX ? INT32_MAX : (int)avail);
+			if (r <= 0) {
+				err = SSL_get_error(c->ssl, r);
+				if (err == SSL_ERROR_WANT_READ)
+					break;
+				if (err == SSL_ERROR_WANT_WRITE) {
+					c->read_wants_write = true;
+					break;
+				}
+				if (err != SSL_ERROR_ZERO_RETURN)
+					log_ssl_error("TLS read failed");
+				return got ? got : -1;
+			}
+			n = r;
+		} else {
+			n = recv(c->fd, p, avail, MSG_DONTWAIT);
+			if (n < 0) {
+				if (errno == EAGAIN || errno == EWOULDBLOCK)
+					break;
+				if (errno == EINTR)
+					continue;
+				return got ? got : -1;
+			}
+			if (n == 0)
+				return got ? got : -1;
+		}
+		line_reader_commit(&c->in, (size_t)n);
+		got = 1;
+		if (c->ssl == NULL && (size_t)n < avail)
+			break;
+	}
+	/* Records OpenSSL already decrypted raise no epoll event: come back
+	 * for them. */
+	if (c->ssl != NULL && SSL_pending(c->ssl) > 0 && c->reading)
+		schedule(c);
+	return got;
+}
+
+static void conn_update_events(struct conn *c)
+{
+	uint32_t ev = 0;
+	size_t avail;
+
+	if (c->state == CONN_HANDSHAKE) {
+		ev = c->handshake_events;
+	} else {
+		if (c->reading && !c->closing &&
+		    c->state != CONN_TLS_WAIT_FLUSH) {
+			(void)line_reader_space(&c->in, &avail);
+			if (avail > 0)
+				ev |= EPOLLIN;
+		}
+		if (c->out_off < c->out_len || c->read_wants_write)
+			ev |= EPOLLOUT;
+		if (c->write_wants_read)
+			ev |= EPOLLIN;
+	}
+	sd_event_source_set_io_events(c->io, ev);
+}
+
+static void conn_run(struct conn *c)
+{
+	bool had_output = c->out_off < c->out_len;
+	int r;
+
+	if (c->state == CONN_DEAD)
+		return;
+	if (c->state == CONN_HANDSHAKE) {
+		r = conn_handshake(c);
+		if (r < 0) {
+			conn_dead(c);
+			return;
+		}
+		if (r == 0) {
+			conn_update_events(c);
+			return;
+		}
+		c->cb(c, CONN_EV_TLS_READY, c->ctx);
+		if (c->state == CONN_DEAD)
+			return;
+		had_output = c->out_off < c->out_len;
+	}
+	if (conn_flush(c) < 0) {
+		conn_dead(c);
+		return;
+	}
+	if (c->out_off == c->out_len) {
+		if (c->closing) {
+			conn_dead(c);
+			return;
+		}
+		if (c->state == CONN_TLS_WAIT_FLUSH) {
+			if (conn_begin_tls(c) < 0) {
+				conn_dead(c);
+				return;
+			}
+			conn_run(c);
+			return;
+		}
+		if (had_output) {
+			c->cb(c, CONN_EV_FLUSHED, c->ctx);
+			if (c->closing || c->out_off < c->out_len ||
+			    c->state == CONN_TLS_WAIT_FLUSH) {
+				schedule(c);
+				conn_update_events(c);
+				return;
+			}
+		}
+	}
+	if (c->reading && !c->closing && c->state != CONN_TLS_WAIT_FLUSH) {
+		r = conn_read(c);
+		if (r > 0) {
+			c->cb(c, CONN_EV_INPUT, c->ctx);
+			/* Whatever the session did (replies, STARTTLS, close)
+			 * is carried out on the next run. */
+		} else if (r < 0) {
+			conn_dead(c);
+			return;
+		}
+	}
+	conn_update_events(c);
+}

@@ -1,0 +1,115 @@
+#include "autoconf.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "line_reader.h"
+#include "xalloc.h"
+
+void line_reader_init(struct line_reader *lr, size_t cap, size_t max_line)
+{
+	assert(cap > max_line + 2);
+	lr->buf = xmalloc(cap);
+	lr->cap = cap;
+	lr->start = lr->end = 0;
+	lr->max_line = max_line;
+	lr->discarding = false;
+}
+
+void line_reader_free(struct line_reader *lr)
+{
+	if (lr->buf != NULL) {
+		/* It may have held an AUTH line. */
+		explicit_bzero(lr->buf, lr->cap);
+		free(lr->buf);
+	}
+	lr->buf = NULL;
+	lr->cap = lr->start = lr->end = 0;
+}
+
+char *line_reader_space(struct line_reader *lr, size_t *avail_r)
+{
+	if (lr->start > 0 && lr->end == lr->cap) {
+		size_t n = lr->end - lr->start;
+
+		memmove(lr->buf, lr->buf + lr->start, n);
+		explicit_bzero(lr->buf + n, lr->cap - n);
+		lr->start = 0;
+		lr->end = n;
+	} else if (lr->start == lr->end) {
+		lr->start = lr->end = 0;
+	}
+	*avail_r = lr->cap - lr->end;
+	return lr->buf + lr->end;
+}
+
+void line_reader_commit(struct line_reader *lr, size_t n)
+{
+	assert(n <= lr->cap - lr->end);
+	lr->end += n;
+}
+
+enum line_status line_reader_next(struct line_reader *lr, char **line_r,
+				  size_t *len_r)
+{
+	for (;;) {
+		char *p = lr->buf + lr->start;
+		size_t avail = lr->end - lr->start;
+		char *lf = memchr(p, '\n', avail);
+
+		if (lr->discarding) {
+			if (lf == NULL) {
+				lr->start = lr->end = 0;
+				return LINE_NONE;
+			}
+			lr->start += (size_t)(lf - p) + 1;
+			lr->discarding = false;
+			return LINE_TOO_LONG;
+		}
+		if (lf == NULL) {
+			/* +1: a CR may be waiting for its LF. */
+			if (avail > lr->max_line + 1) {
+				lr->discarding = true;
+				continue;
+			}
+			return LINE_NONE;
+		}
+		size_t len = (size_t)(lf - p);
+		lr->start += len + 1;
+		if (len > 0 && p[len - 1] == '\r')
+			len--;
+		if (len > lr->max_line)
+			return LINE_TOO_LONG;
+		p[len] = '\0';
+		*line_r = p;
+		*len_r = len;
+		return LINE_OK;
+	}
+}
+
+size_t line_reader_pending(const struct line_reader *lr)
+{
+	return lr->end - lr->start;
+}
+
+const char *line_reader_peek(const struct line_reader *lr, size_t *len_r)
+{
+	*len_r = lr->end - lr->start;
+	return lr->buf + lr->start;
+}
+
+void line_reader_consume(struct line_reader *lr, size_t n)
+{
+	assert(n <= lr->end - lr->start);
+	lr->start += n;
+	if (lr->start == lr->end)
+		lr->start = lr->end = 0;
+}
+
+void line_reader_clear(struct line_reader *lr)
+{
+	explicit_bzero(lr->buf, lr->cap);
+	lr->start = lr->end = 0;
+	lr->discarding = false;
+}

@@ -1,0 +1,46 @@
+/* Line reader: a fixed input buffer that yields CRLF- (or LF-) terminated
+ * lines, bounded by a maximum line length. A longer line is dropped up to
+ * its end and reported once as LINE_TOO_LONG, so memory never grows with
+ * what a client sends. The caller reads directly into the free space
+ * (line_reader_space/commit) to avoid a copy. */
+#ifndef AUTHRELAY_LINE_READER_H
+#define AUTHRELAY_LINE_READER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum line_status { LINE_NONE, LINE_OK, LINE_TOO_LONG };
+
+struct line_reader {
+	char *buf;
+	size_t cap;		/* buffer size */
+	size_t start, end;	/* unconsumed data is buf[start..end) */
+	size_t max_line;	/* longest line content accepted, without CRLF */
+	bool discarding;	/* inside an over-long line, dropping to LF */
+};
+
+/* cap must be > max_line + 2. */
+void line_reader_init(struct line_reader *lr, size_t cap, size_t max_line);
+void line_reader_free(struct line_reader *lr);
+
+/* Free space for new input (compacting first); *avail_r may be 0 when
+ * the buffer holds unconsumed data that fills it. */
+char *line_reader_space(struct line_reader *lr, size_t *avail_r);
+void line_reader_commit(struct line_reader *lr, size_t n);
+
+/* Next line. LINE_OK: *line_r points to the line, NUL-terminated, without
+ * its CRLF or LF; valid until the next call. LINE_TOO_LONG: a line of more
+ * than max_line octets was dropped (up to and including its LF).
+ * LINE_NONE: no complete line yet. */
+enum line_status line_reader_next(struct line_reader *lr, char **line_r,
+				  size_t *len_r);
+
+/* Raw access for the DATA phase. */
+size_t line_reader_pending(const struct line_reader *lr);
+const char *line_reader_peek(const struct line_reader *lr, size_t *len_r);
+void line_reader_consume(struct line_reader *lr, size_t n);
+/* Drop everything buffered (RFC 3207 §4.2: pipelined input after
+ * STARTTLS). */
+void line_reader_clear(struct line_reader *lr);
+
+#endif

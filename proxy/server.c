@@ -1,0 +1,386 @@
+#include "autoconf.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "auth_client.h"
+#include "conn_limits.h"
+#include "log.h"
+#include "server.h"
+#include "smtp_session.h"
+#include "xalloc.h"
+
+/* Connections accepted per wake-up of one listener. */
+#define ACCEPTS_PER_RUN 32
+/* After EMFILE/ENFILE, stop accepting for this long. */
+#define ACCEPT_PAUSE_USEC (100 * 1000)
+
+struct stats stats;
+
+static pthread_mutex_t settings_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct settings *current_settings;
+
+struct settings *settings_get(void)
+{
+	struct settings *st;
+
+	pthread_mutex_lock(&settings_lock);
+	st = current_settings;
+	if (st != NULL)
+		atomic_fetch_add(&st->refs, 1);
+	pthread_mutex_unlock(&settings_lock);
+	return st;
+}
+
+void settings_put(struct settings **stp)
+{
+	struct settings *st = *stp;
+
+	if (st == NULL)
+		return;
+	*stp = NULL;
+	if (atomic_fetch_sub(&st->refs, 1) == 1) {
+		SSL_CTX_free(st->ssl_ctx);
+		config_free(&st->cfg);
+		free(st);
+	}
+}
+
+void settings_publish(struct settings *st)
+{
+	struct settings *old;
+
+	pthread_mutex_lock(&settings_lock);
+	old = current_settings;
+	current_settings = st;
+	pthread_mutex_unlock(&settings_lock);
+	settings_put(&old);
+}
+
+struct listen_source {
+	struct server_thread *thread;
+	const struct listener *l;
+	sd_event_source *src;
+};
+
+struct server_thread {
+	unsigned index;
+	pthread_t tid;
+	sd_event *event;
+	int ctl_fd;			/* eventfd: main thread pokes */
+	sd_event_source *ctl_src;
+	sd_event_source *pause_timer;	/* accept paused after EMFILE */
+	sd_event_source *stop_timer;	/* shutdown_timeout */
+	struct listen_source *listen;
+	size_t n_listen;
+	struct auth_pool *auth;
+	struct smtp_session *sessions;
+	unsigned n_sessions;
+	unsigned reload_seen;
+	bool stopping;
+	bool exited;
+};
+
+static struct server_thread *threads;
+static unsigned n_threads;
+static int threads_done_fd = -1;
+static atomic_uint reload_generation;
+static atomic_bool stop_requested;
+
+sd_event *server_event(struct server_thread *t)
+{
+	return t->event;
+}
+
+struct auth_pool *server_auth_pool(struct server_thread *t)
+{
+	return t->auth;
+}
+
+bool server_stopping(const struct server_thread *t)
+{
+	return t->stopping;
+}
+
+static void set_accepting(struct server_thread *t, bool on)
+{
+	for (size_t i = 0; i < t->n_listen; i++)
+		sd_event_source_set_enabled(t->listen[i].src,
+					    on ? SD_EVENT_ON : SD_EVENT_OFF);
+}
+
+static void thread_maybe_exit(struct server_thread *t)
+{
+	if (t->stopping && t->n_sessions == 0 && !t->exited) {
+		t->exited = true;
+		sd_event_exit(t->event, 0);
+	}
+}
+
+void server_session_gone(struct server_thread *t, struct smtp_session *s)
+{
+	smtp_session_unlink(&t->sessions, s);
+	t->n_sessions--;
+	thread_maybe_exit(t);
+}
+
+static int on_pause_end(sd_event_source *src, uint64_t usec, void *userdata)
+{
+	struct server_thread *t = userdata;
+
+	if (!t->stopping)
+		set_accepting(t, true);
+	return 0;
+}
+
+static void refuse(int fd, enum listen_mode mode, const char *hostname,
+		   const char *why)
+{
+	char buf[256];
+	int n;
+
+	/* On an implicit-TLS port there is no plaintext to speak. */
+	if (mode == LISTEN_STARTTLS) {
+		n = snprintf(buf, sizeof(buf), "421 4.7.0 %s %s\r\n", hostname,
+			     why);
+		if (n > 0)
+			(void)send(fd, buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	}
+	close(fd);
+}
+
+static int on_accept(sd_event_source *src, int fd, uint32_t revents,
+		     void *userdata)
+{
+	struct listen_source *ls = userdata;
+	struct server_thread *t = ls->thread;
+
+	for (int i = 0; i < ACCEPTS_PER_RUN && !t->stopping; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		struct settings *st;
+		struct smtp_session *s;
+		enum limits_verdict v;
+		int cfd;
+
+		cfd = accept4(fd, (struct sockaddr *)&ss, &len,
+			      SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (cfd < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK ||
+			    errno == EINTR || errno == ECONNABORTED)
+				break;
+			log_err("accept on %s: %s", ls->l->name,
+				strerror(errno));
+			if (errno == EMFILE || errno == ENFILE ||
+			    errno == ENOBUFS || errno == ENOMEM) {
+				set_accepting(t, false);
+				sd_event_source_set_time_relative(t->pause_timer,
+								  ACCEPT_PAUSE_USEC);
+				sd_event_source_set_enabled(t->pause_timer,
+							    SD_EVENT_ONESHOT);
+			}
+			break;
+		}
+		st = settings_get();
+		v = limits_connect(&ss, st->cfg->max_connections,
+				   st->cfg->max_connections_per_ip);
+		if (v != LIMITS_OK) {
+			log_notice("refused connection on %s: %s", ls->l->name,
+				   v == LIMITS_TOTAL ? "max_connections reached"
+				   : "max_connections_per_ip reached");
+			refuse(cfd, ls->l->mode, st->cfg->hostname,
+			       "Too many connections, try again later");
+			settings_put(&st);
+			continue;
+		}
+		s = smtp_session_new(t, st, cfd, &ss, ls->l->mode);
+		if (s == NULL)
+			continue;
+		smtp_session_link(&t->sessions, s);
+		t->n_sessions++;
+	}
+	return 0;
+}
+
+static int on_stop_timeout(sd_event_source *src, uint64_t usec, void *userdata)
+{
+	struct server_thread *t = userdata;
+	struct smtp_session *s, *next;
+
+	log_notice("shutdown_timeout reached, closing %u session(s)",
+		   t->n_sessions);
+	for (s = t->sessions; s != NULL; s = next) {
+		next = smtp_session_next(s);
+		smtp_session_abort(s);
+	}
+	return 0;
+}
+
+static void thread_stop(struct server_thread *t)
+{
+	struct smtp_session *s, *next;
+	struct settings *st;
+
+	if (t->stopping)
+		return;
+	t->stopping = true;
+	set_accepting(t, false);
+	for (s = t->sessions; s != NULL; s = next) {
+		next = smtp_session_next(s);
+		smtp_session_stop(s);
+	}
+	st = settings_get();
+	sd_event_source_set_time_relative(t->stop_timer,
+					  st->cfg->shutdown_timeout_usec);
+	sd_event_source_set_enabled(t->stop_timer, SD_EVENT_ONESHOT);
+	settings_put(&st);
+	thread_maybe_exit(t);
+}
+
+static int on_ctl(sd_event_source *src, int fd, uint32_t revents,
+		  void *userdata)
+{
+	struct server_thread *t = userdata;
+	uint64_t v;
+	unsigned gen;
+
+	(void)read(fd, &v, sizeof(v));
+	gen = atomic_load(&reload_generation);
+	if (gen != t->reload_seen) {
+		t->reload_seen = gen;
+		auth_pool_recycle(t->auth);
+	}
+	if (atomic_load(&stop_requested))
+		thread_stop(t);
+	return 0;
+}
+
+static void *thread_main(void *arg)
+{
+	struct server_thread *t = arg;
+	uint64_t one = 1;
+	int r;
+
+	r = sd_event_loop(t->event);
+	if (r < 0)
+		log_err("event loop of thread %u: %s", t->index, strerror(-r));
+	(void)write(threads_done_fd, &one, sizeof(one));
+	return NULL;
+}
+
+static int thread_setup(struct server_thread *t, unsigned index,
+			unsigned workers, const struct listener *ls,
+			size_t n_ls)
+{
+	t->index = index;
+	if (sd_event_new(&t->event) < 0)
+		return -1;
+	t->ctl_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (t->ctl_fd < 0 ||
+	    sd_event_add_io(t->event, &t->ctl_src, t->ctl_fd, EPOLLIN, on_ctl,
+			    t) < 0 ||
+	    sd_event_add_time_relative(t->event, &t->pause_timer,
+				       CLOCK_MONOTONIC, UINT64_MAX / 2, 0,
+				       on_pause_end, t) < 0 ||
+	    sd_event_add_time_relative(t->event, &t->stop_timer,
+				       CLOCK_MONOTONIC, UINT64_MAX / 2, 0,
+				       on_stop_timeout, t) < 0)
+		return -1;
+	sd_event_source_set_enabled(t->pause_timer, SD_EVENT_OFF);
+	sd_event_source_set_enabled(t->stop_timer, SD_EVENT_OFF);
+	t->listen = xcalloc(n_ls, sizeof(*t->listen));
+	t->n_listen = n_ls;
+	for (size_t i = 0; i < n_ls; i++) {
+		t->listen[i].thread = t;
+		t->listen[i].l = &ls[i];
+		if (sd_event_add_io(t->event, &t->listen[i].src, ls[i].fd,
+				    EPOLLIN, on_accept, &t->listen[i]) < 0)
+			return -1;
+	}
+	t->auth = auth_pool_new(t->event, workers);
+	return 0;
+}
+
+int servers_start(unsigned n, const struct listener *ls, size_t n_ls,
+		  int done_fd)
+{
+	struct settings *st = settings_get();
+	unsigned total_workers = st->cfg->workers;
+	sigset_t all, old;
+
+	settings_put(&st);
+	threads_done_fd = done_fd;
+	threads = xcalloc(n, sizeof(*threads));
+	n_threads = n;
+	for (unsigned i = 0; i < n; i++) {
+		/* The whole pool is shared out; each thread has at least one
+		 * worker. */
+		unsigned w = total_workers / n + (i < total_workers % n);
+
+		if (thread_setup(&threads[i], i, w ? w : 1, ls, n_ls) < 0) {
+			log_err("cannot set up serving thread %u", i);
+			return -1;
+		}
+	}
+	/* Signals are the main loop's: threads start with them blocked. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	for (unsigned i = 0; i < n; i++) {
+		if (pthread_create(&threads[i].tid, NULL, thread_main,
+				   &threads[i]) != 0) {
+			log_err("cannot start thread %u", i);
+			pthread_sigmask(SIG_SETMASK, &old, NULL);
+			return -1;
+		}
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return 0;
+}
+
+static void poke_all(void)
+{
+	uint64_t one = 1;
+
+	for (unsigned i = 0; i < n_threads; i++)
+		(void)write(threads[i].ctl_fd, &one, sizeof(one));
+}
+
+void servers_reload(void)
+{
+	atomic_fetch_add(&reload_generation, 1);
+	poke_all();
+}
+
+void servers_stop(void)
+{
+	atomic_store(&stop_requested, true);
+	poke_all();
+}
+
+void servers_join(void)
+{
+	for (unsigned i = 0; i < n_threads; i++) {
+		struct server_thread *t = &threads[i];
+
+		pthread_join(t->tid, NULL);
+		auth_pool_free(&t->auth);
+		for (size_t j = 0; j < t->n_listen; j++)
+			sd_event_source_disable_unref(t->listen[j].src);
+		free(t->listen);
+		sd_event_source_disable_unref(t->ctl_src);
+		sd_event_source_disable_unref(t->pause_timer);
+		sd_event_source_disable_unref(t->stop_timer);
+		close(t->ctl_fd);
+		sd_event_unref(t->event);
+	}
+	free(threads);
+	threads = NULL;
+	n_threads = 0;
+}

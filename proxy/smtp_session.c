@@ -1,0 +1,865 @@
+#include "autoconf.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "auth_client.h"
+#include "conn.h"
+#include "conn_limits.h"
+#include "log.h"
+#include "sasl.h"
+#include "server.h"
+#include "smtp_cmd.h"
+#include "smtp_session.h"
+#include "xalloc.h"
+
+/* RFC 5321 §4.5.3.1.4: a command line is at most 512 octets with CRLF;
+ * like every submission server we take up to 1000 (the text line limit,
+ * §4.5.3.1.6). */
+#define SMTP_CMD_LINE_MAX 998
+/* RFC 4954 §4: AUTH lines may be far longer (12288 recommended); ours
+ * carry at most a 256-octet name and a 1024-octet password, so 4096
+ * bounds every valid one. */
+#define SMTP_AUTH_LINE_MAX 4096
+#define SESSION_INPUT_BUF (SMTP_AUTH_LINE_MAX + 256)
+/* Commands handled per turn of the loop, for fairness between sessions. */
+#define SESSION_COMMANDS_PER_RUN 64
+/* How long a 421 may take to reach a client before we hang up anyway. */
+#define SESSION_CLOSE_GRACE_USEC (5 * USEC_PER_SEC)
+
+enum session_state {
+	S_TLS_HANDSHAKE,	/* implicit TLS, or after STARTTLS */
+	S_CMD,			/* waiting for a command */
+	S_AUTH_PLAIN,		/* sent "334 ", waiting for the PLAIN response */
+	S_AUTH_LOGIN_USER,	/* sent the Username: prompt */
+	S_AUTH_LOGIN_PASS,	/* sent the Password: prompt */
+	S_AUTH_PENDING,		/* request with an auth worker */
+	S_AUTH_DELAY,		/* failure_delay before the 535 */
+	S_CLOSING,		/* last reply queued, closing */
+};
+
+enum helo_state { HELO_NONE, HELO_HELO, HELO_EHLO };
+
+struct smtp_session {
+	struct smtp_session *prev, *next;
+	struct server_thread *thread;
+	struct settings *st;
+	const struct config *cfg;
+	struct conn *conn;
+	sd_event_source *resume;	/* continue with buffered commands */
+	sd_event_source *delay;		/* failure_delay timer */
+	struct auth_lookup *lookup;
+
+	unsigned long id;
+	struct sockaddr_storage addr;
+	char client_ip[INET6_ADDRSTRLEN];
+	unsigned client_port;
+	enum listen_mode mode;
+	enum session_state state;
+	enum helo_state helo;
+	char helo_name[256];
+	bool authenticated;
+	bool stopping;
+	char user[AUTH_USER_MAX + 1];		/* canonical, once authenticated */
+	char login_user[AUTH_USER_MAX + 1];	/* name being authenticated */
+
+	bool in_transaction;
+	struct smtp_mail_args mail;
+	unsigned n_rcpt;
+
+	unsigned bad_commands;
+	unsigned auth_failures;
+	unsigned long n_commands;
+};
+
+static atomic_ulong session_ids;
+
+static void session_process(struct smtp_session *s);
+static void session_destroy(struct smtp_session *s);
+
+#define slog(s, level, fmt, ...) \
+	log_msg(level, "session=%lu client=%s " fmt, (s)->id, (s)->client_ip, \
+		##__VA_ARGS__)
+
+/* Replies */
+
+static void reply(struct smtp_session *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void reply(struct smtp_session *s, const char *fmt, ...)
+{
+	char buf[600];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf) - 2, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n > sizeof(buf) - 3)
+		n = sizeof(buf) - 3;
+	buf[n++] = '\r';
+	buf[n++] = '\n';
+	conn_write(s->conn, buf, (size_t)n);
+}
+
+static void session_close(struct smtp_session *s)
+{
+	s->state = S_CLOSING;
+	conn_close_after_flush(s->conn);
+	conn_set_deadline(s->conn, SESSION_CLOSE_GRACE_USEC);
+}
+
+/* An error reply to a bad command; too many of them end the session. */
+static void reply_error(struct smtp_session *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void reply_error(struct smtp_session *s, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	reply(s, "%s", buf);
+	if (++s->bad_commands >= s->cfg->max_bad_commands) {
+		slog(s, LOG_LVL_NOTICE, "too many errors (%u), disconnecting",
+		     s->bad_commands);
+		reply(s, "421 4.7.0 %s Too many errors, closing connection",
+		      s->cfg->hostname);
+		session_close(s);
+	}
+}
+
+static void transaction_reset(struct smtp_session *s)
+{
+	s->in_transaction = false;
+	memset(&s->mail, 0, sizeof(s->mail));
+	s->n_rcpt = 0;
+}
+
+static void schedule_resume(struct smtp_session *s)
+{
+	sd_event_source_set_enabled(s->resume, SD_EVENT_ONESHOT);
+}
+
+/* EHLO, HELO (RFC 5321 §4.1.1.1) */
+
+static bool tls_required(const struct smtp_session *s)
+{
+	return s->mode == LISTEN_STARTTLS && !conn_is_tls(s->conn);
+}
+
+static void cmd_ehlo(struct smtp_session *s, const char *args, bool ehlo)
+{
+	const struct config *cfg = s->cfg;
+
+	if (args[0] == '\0') {
+		reply_error(s, "501 5.5.4 Syntax: %s hostname",
+			    ehlo ? "EHLO" : "HELO");
+		return;
+	}
+	/* §4.1.4: EHLO/HELO resets the transaction. */
+	transaction_reset(s);
+	snprintf(s->helo_name, sizeof(s->helo_name), "%s", args);
+	s->helo = ehlo ? HELO_EHLO : HELO_HELO;
+	if (!ehlo) {
+		reply(s, "250 %s", cfg->hostname);
+		return;
+	}
+	reply(s, "250-%s", cfg->hostname);
+	reply(s, "250-PIPELINING");
+	reply(s, "250-SIZE %llu", (unsigned long long)cfg->max_message_size);
+	reply(s, "250-8BITMIME");
+	reply(s, "250-ENHANCEDSTATUSCODES");
+	reply(s, "250-SMTPUTF8");
+	if (tls_required(s)) {
+		/* RFC 4954 §4 / RFC 3207 §4: no AUTH offered in clear. */
+		reply(s, "250 STARTTLS");
+		return;
+	}
+	reply(s, "250 AUTH%s%s",
+	      (cfg->mechanisms & AUTH_MECH_PLAIN) ? " PLAIN" : "",
+	      (cfg->mechanisms & AUTH_MECH_LOGIN) ? " LOGIN" : "");
+}
+
+/* STARTTLS (RFC 3207) */
+
+static void cmd_starttls(struct smtp_session *s, const char *args)
+{
+	if (s->mode == LISTEN_TLS || conn_is_tls(s->conn)) {
+		reply_error(s, "554 5.5.1 TLS already active");
+		return;
+	}
+	if (args[0] != '\0') {
+		reply_error(s, "501 5.5.4 Syntax: STARTTLS");
+		return;
+	}
+	reply(s, "220 2.0.0 Ready to start TLS");
+	s->state = S_TLS_HANDSHAKE;
+	/* Drops whatever the client pipelined after STARTTLS. */
+	conn_start_tls(s->conn, s->st->ssl_ctx);
+	conn_set_deadline(s->conn, s->cfg->handshake_timeout_usec);
+}
+
+static void on_tls_ready(struct smtp_session *s)
+{
+	slog(s, LOG_LVL_INFO, "tls version=%s cipher=%s",
+	     conn_tls_version(s->conn), conn_tls_cipher(s->conn));
+	/* RFC 3207 §4.2: forget everything learnt before TLS. */
+	s->helo = HELO_NONE;
+	s->helo_name[0] = '\0';
+	transaction_reset(s);
+	s->state = S_CMD;
+	if (s->mode == LISTEN_TLS)
+		reply(s, "220 %s ESMTP authrelay", s->cfg->hostname);
+	conn_set_deadline(s->conn, s->cfg->command_timeout_usec);
+}
+
+/* AUTH (RFC 4954) */
+
+static void auth_wipe(struct smtp_session *s)
+{
+	explicit_bzero(s->login_user, sizeof(s->login_user));
+}
+
+static void on_auth_delay(struct smtp_session *s)
+{
+	s->state = S_CMD;
+	reply(s, "535 5.7.8 Authentication credentials invalid");
+	conn_set_deadline(s->conn, s->cfg->command_timeout_usec);
+	schedule_resume(s);
+}
+
+static int on_delay_timer(sd_event_source *src, uint64_t usec, void *userdata)
+{
+	on_auth_delay(userdata);
+	return 0;
+}
+
+/* Every refusal gets the same 535, after the same delay, whatever the
+ * cause: the client learns nothing about which part was wrong. */
+static void auth_refuse(struct smtp_session *s, const char *reason)
+{
+	s->auth_failures++;
+	atomic_fetch_add(&stats.auth_failed, 1);
+	slog(s, LOG_LVL_NOTICE, "auth failed user=\"%s\" reason=\"%s\"",
+	     s->login_user, reason);
+	auth_wipe(s);
+	s->state = S_AUTH_DELAY;
+	if (s->cfg->failure_delay_usec == 0) {
+		on_auth_delay(s);
+		return;
+	}
+	sd_event_source_set_time_relative(s->delay, s->cfg->failure_delay_usec);
+	sd_event_source_set_enabled(s->delay, SD_EVENT_ONESHOT);
+}
+
+static void on_auth_reply(const struct auth_reply *rep, void *ctx)
+{
+	struct smtp_session *s = ctx;
+
+	s->lookup = NULL;
+	switch (rep->result) {
+	case AUTH_OK:
+		s->authenticated = true;
+		snprintf(s->user, sizeof(s->user), "%s",
+			 rep->user[0] ? rep->user : s->login_user);
+		atomic_fetch_add(&stats.auth_ok, 1);
+		slog(s, LOG_LVL_INFO, "auth ok user=\"%s\" login=\"%s\"",
+		     s->user, s->login_user);
+		for (size_t i = 0; i < rep->n_address; i++)
+			slog(s, LOG_LVL_DEBUG, "user=\"%s\" address=\"%s\"",
+			     s->user, rep->address[i]);
+		auth_wipe(s);
+		s->state = S_CMD;
+		reply(s, "235 2.7.0 Authentication successful");
+		break;
+	case AUTH_PERMFAIL:
+		auth_refuse(s, rep->reason[0] ? rep->reason : "refused");
+		return;
+	case AUTH_TEMPFAIL:
+	default:
+		atomic_fetch_add(&stats.auth_tempfail, 1);
+		slog(s, LOG_LVL_WARNING, "auth tempfail user=\"%s\" reason=\"%s\"",
+		     s->login_user, rep->reason);
+		auth_wipe(s);
+		s->state = S_CMD;
+		reply(s, "454 4.7.0 Temporary authentication failure");
+		break;
+	}
+	conn_set_deadline(s->conn, s->cfg->command_timeout_usec);
+	schedule_resume(s);
+}
+
+static void auth_submit(struct smtp_session *s, struct sasl_credentials *cr)
+{
+	snprintf(s->login_user, sizeof(s->login_user), "%s", cr->user);
+	if (cr->password[0] == '\0') {
+		/* Never offer an empty password to a backend (RFC 4513
+		 * §5.1.2: it would be an unauthenticated bind). */
+		explicit_bzero(cr, sizeof(*cr));
+		auth_refuse(s, "empty password");
+		return;
+	}
+	s->state = S_AUTH_PENDING;
+	conn_set_deadline(s->conn, 0);
+	s->lookup = auth_pool_lookup(server_auth_pool(s->thread), cr->user,
+				     cr->password, s->client_ip,
+				     on_auth_reply, s);
+	explicit_bzero(cr, sizeof(*cr));
+}
+
+static void auth_syntax_error(struct smtp_session *s, enum sasl_status st)
+{
+	auth_wipe(s);
+	s->state = S_CMD;
+	switch (st) {
+	case SASL_AUTHZID_MISMATCH:
+		/* Not a syntax error: a refusal like any other. */
+		auth_refuse(s, "authorization identity differs from login");
+		return;
+	case SASL_TOO_LONG:
+		reply_error(s, "501 5.5.2 Authentication data too long");
+		return;
+	case SASL_BAD_BASE64:
+		reply_error(s, "501 5.5.2 Invalid base64 data");
+		return;
+	default:
+		reply_error(s, "501 5.5.2 Malformed authentication data");
+		return;
+	}
+}
+
+static void auth_plain(struct smtp_session *s, const char *b64, size_t len)
+{
+	struct sasl_credentials cr;
+	enum sasl_status st;
+
+	/* RFC 4954 §4: "=" is a zero-length initial response. */
+	if (len == 1 && b64[0] == '=')
+		len = 0;
+	st = sasl_plain_decode(b64, len, &cr);
+	if (st != SASL_OK) {
+		auth_syntax_error(s, st);
+		return;
+	}
+	auth_submit(s, &cr);
+}
+
+static void auth_login_user(struct smtp_session *s, const char *b64,
+			    size_t len)
+{
+	enum sasl_status st = sasl_login_decode(b64, len, s->login_user,
+						AUTH_USER_MAX);
+
+	if (st != SASL_OK) {
+		auth_syntax_error(s, st);
+		return;
+	}
+	s->state = S_AUTH_LOGIN_PASS;
+	reply(s, "334 " SASL_LOGIN_PROMPT_PASS);
+}
+
+static void auth_login_pass(struct smtp_session *s, const char *b64,
+			    size_t len)
+{
+	struct sasl_credentials cr;
+	enum sasl_status st;
+
+	st = sasl_login_decode(b64, len, cr.password, AUTH_PASSWORD_MAX);
+	if (st != SASL_OK) {
+		explicit_bzero(&cr, sizeof(cr));
+		auth_syntax_error(s, st);
+		return;
+	}
+	snprintf(cr.user, sizeof(cr.user), "%s", s->login_user);
+	auth_submit(s, &cr);
+}
+
+/* A line in one of the SASL exchange states. */
+static void auth_response(struct smtp_session *s, const char *line,
+			  size_t len)
+{
+	/* RFC 4954 §4: "*" cancels the exchange. */
+	if (len == 1 && line[0] == '*') {
+		auth_wipe(s);
+		s->state = S_CMD;
+		reply_error(s, "501 5.0.0 Authentication cancelled");
+		return;
+	}
+	switch (s->state) {
+	case S_AUTH_PLAIN:
+		auth_plain(s, line, len);
+		break;
+	case S_AUTH_LOGIN_USER:
+		auth_login_user(s, line, len);
+		break;
+	case S_AUTH_LOGIN_PASS:
+		auth_login_pass(s, line, len);
+		break;
+	default:
+		break;
+	}
+}
+
+static void cmd_auth(struct smtp_session *s, const char *args)
+{
+	char mech_name[32];
+	const char *ir;
+	size_t n = strcspn(args, " ");
+	enum sasl_mech mech;
+
+	if (tls_required(s)) {
+		reply_error(s, "530 5.7.0 Must issue a STARTTLS command first");
+		return;
+	}
+	if (s->helo == HELO_NONE) {
+		reply_error(s, "503 5.5.1 Send EHLO first");
+		return;
+	}
+	if (s->authenticated) {
+		reply_error(s, "503 5.5.1 Already authenticated");
+		return;
+	}
+	if (s->in_transaction) {
+		reply_error(s, "503 5.5.1 AUTH not permitted during a mail transaction");
+		return;
+	}
+	if (n == 0 || n >= sizeof(mech_name)) {
+		reply_error(s, "501 5.5.4 Syntax: AUTH mechanism [initial-response]");
+		return;
+	}
+	memcpy(mech_name, args, n);
+	mech_name[n] = '\0';
+	mech = sasl_mech_parse(mech_name);
+	if ((mech == SASL_MECH_PLAIN && !(s->cfg->mechanisms & AUTH_MECH_PLAIN)) ||
+	    (mech == SASL_MECH_LOGIN && !(s->cfg->mechanisms & AUTH_MECH_LOGIN)))
+		mech = SASL_MECH_NONE;
+	if (mech == SASL_MECH_NONE) {
+		reply_error(s, "504 5.5.4 Unrecognized authentication type");
+		return;
+	}
+	ir = args + n;
+	while (*ir == ' ')
+		ir++;
+	if (strchr(ir, ' ') != NULL) {
+		reply_error(s, "501 5.5.4 Syntax: AUTH mechanism [initial-response]");
+		return;
+	}
+	if (mech == SASL_MECH_PLAIN) {
+		if (*ir == '\0') {
+			s->state = S_AUTH_PLAIN;
+			reply(s, "334 ");
+		} else {
+			auth_plain(s, ir, strlen(ir));
+		}
+		return;
+	}
+	if (*ir == '\0') {
+		s->state = S_AUTH_LOGIN_USER;
+		reply(s, "334 " SASL_LOGIN_PROMPT_USER);
+	} else {
+		/* Clients that send the user name as initial response. */
+		s->state = S_AUTH_LOGIN_USER;
+		auth_login_user(s, ir, strlen(ir));
+	}
+}
+
+/* Mail transaction (RFC 5321 §3.3, RFC 6409) */
+
+static bool may_transact(struct smtp_session *s)
+{
+	if (tls_required(s)) {
+		reply_error(s, "530 5.7.0 Must issue a STARTTLS command first");
+		return false;
+	}
+	if (!s->authenticated) {
+		reply_error(s, "530 5.7.0 Authentication required");
+		return false;
+	}
+	return true;
+}
+
+static void cmd_mail(struct smtp_session *s, const char *args)
+{
+	struct smtp_arg_error err;
+
+	if (!may_transact(s))
+		return;
+	if (s->helo == HELO_NONE) {
+		reply_error(s, "503 5.5.1 Send EHLO first");
+		return;
+	}
+	if (s->in_transaction) {
+		reply_error(s, "503 5.5.1 Nested MAIL command");
+		return;
+	}
+	if (smtp_parse_mail(args, &s->mail, &err) < 0) {
+		reply_error(s, "%d %s %s", err.code, err.enhanced, err.text);
+		return;
+	}
+	/* RFC 1870 §6.2 */
+	if (s->mail.has_size && s->mail.size > s->cfg->max_message_size) {
+		reply_error(s, "552 5.3.4 Message size exceeds fixed limit");
+		return;
+	}
+	s->in_transaction = true;
+	s->n_rcpt = 0;
+	reply(s, "250 2.1.0 Ok");
+}
+
+static void cmd_rcpt(struct smtp_session *s, const char *args)
+{
+	struct smtp_rcpt_args rcpt;
+	struct smtp_arg_error err;
+
+	if (!may_transact(s))
+		return;
+	if (!s->in_transaction) {
+		reply_error(s, "503 5.5.1 Need MAIL command");
+		return;
+	}
+	if (smtp_parse_rcpt(args, &rcpt, &err) < 0) {
+		reply_error(s, "%d %s %s", err.code, err.enhanced, err.text);
+		return;
+	}
+	if (s->n_rcpt >= s->cfg->max_recipients) {
+		/* RFC 5321 §4.5.3.1.10: a temporary failure, the client
+		 * sends the rest in another transaction. */
+		reply(s, "452 4.5.3 Too many recipients");
+		return;
+	}
+	s->n_rcpt++;
+	reply(s, "250 2.1.5 Ok");
+}
+
+static void cmd_data(struct smtp_session *s, const char *args)
+{
+	if (!may_transact(s))
+		return;
+	if (!s->in_transaction) {
+		reply_error(s, "503 5.5.1 Need MAIL command");
+		return;
+	}
+	if (s->n_rcpt == 0) {
+		reply_error(s, "503 5.5.1 Need RCPT command");
+		return;
+	}
+	if (args[0] != '\0') {
+		reply_error(s, "501 5.5.4 Syntax: DATA");
+		return;
+	}
+	/* The relay to the smarthost is not part of this build: refuse
+	 * temporarily rather than accept a message nobody will deliver. */
+	slog(s, LOG_LVL_WARNING, "DATA refused: no relay to a smarthost in this build");
+	transaction_reset(s);
+	reply(s, "451 4.3.0 Message relay is not available in this build");
+}
+
+/* Dispatch */
+
+static void handle_command(struct smtp_session *s, char *line, size_t len)
+{
+	struct smtp_cmd cmd;
+
+	s->n_commands++;
+	if (smtp_cmd_parse(line, len, &cmd) < 0) {
+		reply_error(s, "500 5.5.2 Syntax error, invalid characters");
+		return;
+	}
+	if (len > SMTP_CMD_LINE_MAX && cmd.verb != SMTP_VERB_AUTH) {
+		reply_error(s, "500 5.5.2 Line too long");
+		return;
+	}
+	if (tls_required(s)) {
+		switch (cmd.verb) {
+		case SMTP_VERB_AUTH:
+		case SMTP_VERB_MAIL:
+		case SMTP_VERB_RCPT:
+		case SMTP_VERB_DATA:
+			reply_error(s, "530 5.7.0 Must issue a STARTTLS command first");
+			return;
+		default:
+			break;
+		}
+	}
+	switch (cmd.verb) {
+	case SMTP_VERB_EHLO:
+		cmd_ehlo(s, cmd.args, true);
+		break;
+	case SMTP_VERB_HELO:
+		cmd_ehlo(s, cmd.args, false);
+		break;
+	case SMTP_VERB_STARTTLS:
+		cmd_starttls(s, cmd.args);
+		break;
+	case SMTP_VERB_AUTH:
+		cmd_auth(s, cmd.args);
+		break;
+	case SMTP_VERB_MAIL:
+		cmd_mail(s, cmd.args);
+		break;
+	case SMTP_VERB_RCPT:
+		cmd_rcpt(s, cmd.args);
+		break;
+	case SMTP_VERB_DATA:
+		cmd_data(s, cmd.args);
+		break;
+	case SMTP_VERB_RSET:
+		transaction_reset(s);
+		reply(s, "250 2.0.0 Ok");
+		break;
+	case SMTP_VERB_NOOP:
+		reply(s, "250 2.0.0 Ok");
+		break;
+	case SMTP_VERB_QUIT:
+		reply(s, "221 2.0.0 Bye");
+		session_close(s);
+		break;
+	case SMTP_VERB_VRFY:
+		/* RFC 5321 §3.5.3 */
+		reply(s, "252 2.5.0 Cannot VRFY user, but will accept message");
+		break;
+	case SMTP_VERB_HELP:
+		reply(s, "214 2.0.0 See RFC 5321 and RFC 6409");
+		break;
+	case SMTP_VERB_EXPN:
+	case SMTP_VERB_ETRN:
+	case SMTP_VERB_BDAT:
+		reply_error(s, "502 5.5.1 Command not implemented");
+		break;
+	case SMTP_VERB_UNKNOWN:
+	default:
+		reply_error(s, "500 5.5.1 Command unrecognized");
+		break;
+	}
+}
+
+static bool state_reads_lines(enum session_state st)
+{
+	return st == S_CMD || st == S_AUTH_PLAIN || st == S_AUTH_LOGIN_USER ||
+	       st == S_AUTH_LOGIN_PASS;
+}
+
+static void session_process(struct smtp_session *s)
+{
+	struct line_reader *lr = conn_input(s->conn);
+
+	for (int i = 0; i < SESSION_COMMANDS_PER_RUN; i++) {
+		enum line_status ls;
+		char *line;
+		size_t len;
+
+		if (!state_reads_lines(s->state))
+			return;
+		if (conn_output_full(s->conn))
+			return;	/* resumed on CONN_EV_FLUSHED */
+		if (s->stopping && s->state == S_CMD && !s->in_transaction) {
+			reply(s, "421 4.3.2 %s Service shutting down",
+			      s->cfg->hostname);
+			session_close(s);
+			return;
+		}
+		ls = line_reader_next(lr, &line, &len);
+		if (ls == LINE_NONE) {
+			conn_set_reading(s->conn, true);
+			return;
+		}
+		if (ls == LINE_TOO_LONG) {
+			if (s->state != S_CMD) {
+				auth_wipe(s);
+				s->state = S_CMD;
+				reply_error(s, "501 5.5.2 Authentication data too long");
+			} else {
+				reply_error(s, "500 5.5.2 Line too long");
+			}
+		} else if (s->state == S_CMD) {
+			handle_command(s, line, len);
+		} else {
+			auth_response(s, line, len);
+		}
+		/* The line may have carried a password. */
+		if (ls == LINE_OK)
+			explicit_bzero(line, len);
+		if (s->state == S_CMD)
+			conn_set_deadline(s->conn, s->cfg->command_timeout_usec);
+	}
+	schedule_resume(s);
+}
+
+static int on_resume(sd_event_source *src, void *userdata)
+{
+	session_process(userdata);
+	return 0;
+}
+
+static void on_timeout(struct smtp_session *s)
+{
+	switch (s->state) {
+	case S_CLOSING:
+		slog(s, LOG_LVL_INFO, "close timed out");
+		session_destroy(s);
+		return;
+	case S_TLS_HANDSHAKE:
+		slog(s, LOG_LVL_NOTICE, "TLS handshake timed out");
+		session_destroy(s);
+		return;
+	default:
+		slog(s, LOG_LVL_NOTICE, "timeout, disconnecting");
+		reply(s, "421 4.4.2 %s Error: timeout exceeded",
+		      s->cfg->hostname);
+		auth_lookup_cancel(&s->lookup);
+		auth_wipe(s);
+		session_close(s);
+		return;
+	}
+}
+
+static void on_conn_event(struct conn *c, enum conn_event ev, void *ctx)
+{
+	struct smtp_session *s = ctx;
+
+	switch (ev) {
+	case CONN_EV_INPUT:
+	case CONN_EV_FLUSHED:
+		session_process(s);
+		break;
+	case CONN_EV_TLS_READY:
+		on_tls_ready(s);
+		session_process(s);
+		break;
+	case CONN_EV_TIMEOUT:
+		on_timeout(s);
+		break;
+	case CONN_EV_CLOSED:
+		session_destroy(s);
+		break;
+	}
+}
+
+static void session_destroy(struct smtp_session *s)
+{
+	slog(s, LOG_LVL_INFO, "disconnect user=\"%s\" commands=%lu "
+	     "auth_failures=%u", s->user, s->n_commands, s->auth_failures);
+	auth_lookup_cancel(&s->lookup);
+	auth_wipe(s);
+	sd_event_source_disable_unref(s->resume);
+	sd_event_source_disable_unref(s->delay);
+	conn_free(&s->conn);
+	limits_disconnect(&s->addr);
+	atomic_fetch_sub(&stats.sessions_active, 1);
+	server_session_gone(s->thread, s);
+	settings_put(&s->st);
+	free(s);
+}
+
+struct smtp_session *smtp_session_new(struct server_thread *t,
+				      struct settings *st, int fd,
+				      const struct sockaddr_storage *addr,
+				      enum listen_mode mode)
+{
+	struct smtp_session *s = xcalloc(1, sizeof(*s));
+	sd_event *event = server_event(t);
+
+	s->thread = t;
+	s->st = st;
+	s->cfg = st->cfg;
+	s->id = atomic_fetch_add(&session_ids, 1) + 1;
+	s->addr = *addr;
+	s->mode = mode;
+	if (addr->ss_family == AF_INET) {
+		const struct sockaddr_in *sin = (const void *)addr;
+
+		inet_ntop(AF_INET, &sin->sin_addr, s->client_ip,
+			  sizeof(s->client_ip));
+		s->client_port = ntohs(sin->sin_port);
+	} else if (addr->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const void *)addr;
+
+		inet_ntop(AF_INET6, &sin6->sin6_addr, s->client_ip,
+			  sizeof(s->client_ip));
+		s->client_port = ntohs(sin6->sin6_port);
+	} else {
+		snprintf(s->client_ip, sizeof(s->client_ip), "unknown");
+	}
+	s->conn = conn_new(event, fd, SESSION_INPUT_BUF, SMTP_AUTH_LINE_MAX,
+			   on_conn_event, s);
+	if (s->conn == NULL ||
+	    sd_event_add_defer(event, &s->resume, on_resume, s) < 0 ||
+	    sd_event_add_time_relative(event, &s->delay, CLOCK_MONOTONIC,
+				       UINT64_MAX / 2, 0, on_delay_timer,
+				       s) < 0) {
+		conn_free(&s->conn);
+		sd_event_source_disable_unref(s->resume);
+		sd_event_source_disable_unref(s->delay);
+		limits_disconnect(&s->addr);
+		settings_put(&s->st);
+		free(s);
+		return NULL;
+	}
+	sd_event_source_set_enabled(s->resume, SD_EVENT_OFF);
+	sd_event_source_set_enabled(s->delay, SD_EVENT_OFF);
+	atomic_fetch_add(&stats.sessions_active, 1);
+	atomic_fetch_add(&stats.sessions_total, 1);
+	slog(s, LOG_LVL_INFO, "connect port=%u mode=%s", s->client_port,
+	     mode == LISTEN_TLS ? "tls" : "starttls");
+	if (mode == LISTEN_TLS) {
+		s->state = S_TLS_HANDSHAKE;
+		conn_start_tls(s->conn, st->ssl_ctx);
+		conn_set_deadline(s->conn, s->cfg->handshake_timeout_usec);
+	} else {
+		s->state = S_CMD;
+		reply(s, "220 %s ESMTP authrelay", s->cfg->hostname);
+		conn_set_deadline(s->conn, s->cfg->command_timeout_usec);
+	}
+	return s;
+}
+
+void smtp_session_stop(struct smtp_session *s)
+{
+	s->stopping = true;
+	schedule_resume(s);
+}
+
+void smtp_session_abort(struct smtp_session *s)
+{
+	if (s->state == S_CLOSING)
+		return;
+	auth_lookup_cancel(&s->lookup);
+	auth_wipe(s);
+	if (s->state != S_TLS_HANDSHAKE)
+		reply(s, "421 4.3.2 %s Service shutting down",
+		      s->cfg->hostname);
+	session_close(s);
+}
+
+struct smtp_session *smtp_session_next(struct smtp_session *s)
+{
+	return s->next;
+}
+
+void smtp_session_link(struct smtp_session **head, struct smtp_session *s)
+{
+	s->prev = NULL;
+	s->next = *head;
+	if (*head != NULL)
+		(*head)->prev = s;
+	*head = s;
+}
+
+void smtp_session_unlink(struct smtp_session **head, struct smtp_session *s)
+{
+	if (s->prev != NULL)
+		s->prev->next = s->next;
+	else
+		*head = s->next;
+	if (s->next != NULL)
+		s->next->prev = s->prev;
+	s->prev = s->next = NULL;
+}

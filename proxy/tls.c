@@ -1,0 +1,75 @@
+#include "autoconf.h"
+
+#include <openssl/err.h>
+
+#include "tls.h"
+
+static void add_ssl_error(struct config_errors *errs, const char *file,
+			  unsigned line, const char *what, const char *path)
+{
+	unsigned long e = ERR_get_error();
+	char buf[256] = "unknown error";
+
+	if (e != 0)
+		ERR_error_string_n(e, buf, sizeof(buf));
+	ERR_clear_error();
+	config_errors_add(errs, "%s:%u: %s %s: %s", file, line, what, path,
+			  buf);
+}
+
+SSL_CTX *tls_server_ctx_new(const struct config *cfg,
+			    struct config_errors *errs)
+{
+	size_t nerr = errs->n;
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+	if (ctx == NULL) {
+		config_errors_add(errs, "%s: cannot create TLS context",
+				  cfg->path);
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, cfg->tls_min_version);
+	/* Idle sessions keep no record buffers (DESIGN: tens of KiB each). */
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS |
+			 SSL_MODE_ENABLE_PARTIAL_WRITE |
+			 SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION |
+			    SSL_OP_NO_RENEGOTIATION |
+			    SSL_OP_CIPHER_SERVER_PREFERENCE);
+	SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"authrelay",
+				       9);
+	if (cfg->tls_ciphers != NULL &&
+	    SSL_CTX_set_cipher_list(ctx, cfg->tls_ciphers) != 1)
+		config_errors_add(errs, "%s: invalid [tls] ciphers: %s",
+				  cfg->path, cfg->tls_ciphers);
+
+	for (size_t i = 0; i < cfg->n_tls; i++) {
+		const struct config_tls_pair *p = &cfg->tls[i];
+
+		if (SSL_CTX_use_certificate_chain_file(ctx, p->cert) != 1) {
+			add_ssl_error(errs, cfg->path, p->cert_line,
+				      "cannot load certificate", p->cert);
+			continue;
+		}
+		if (SSL_CTX_use_PrivateKey_file(ctx, p->key,
+						SSL_FILETYPE_PEM) != 1) {
+			add_ssl_error(errs, cfg->path, p->key_line,
+				      "cannot load key", p->key);
+			continue;
+		}
+		/* Checks the pair just loaded (OpenSSL keeps one per key
+		 * type). */
+		if (SSL_CTX_check_private_key(ctx) != 1) {
+			ERR_clear_error();
+			config_errors_add(errs,
+					  "%s:%u: key %s does not match certificate %s",
+					  cfg->path, p->key_line, p->key,
+					  p->cert);
+		}
+	}
+	if (errs->n > nerr) {
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
