@@ -529,6 +529,16 @@ static void cmd_rcpt(struct smtp_session *s, const char *args)
 		reply_error(s, "%d %s %s", err.code, err.enhanced, err.text);
 		return;
 	}
+	/* RFC 6531 §3.4: a non-ASCII address needs SMTPUTF8 on MAIL. */
+	if (!s->mail.smtputf8) {
+		for (const unsigned char *p = (const void *)rcpt.path; *p; p++) {
+			if (*p >= 0x80) {
+				reply_error(s, "553 5.6.7 Non-ASCII recipient "
+					    "needs SMTPUTF8");
+				return;
+			}
+		}
+	}
 	if (s->n_rcpt >= s->cfg->max_recipients) {
 		/* RFC 5321 §4.5.3.1.10: a temporary failure, the client
 		 * sends the rest in another transaction. */

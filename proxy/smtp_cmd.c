@@ -1,0 +1,824 @@
+#include "autoconf.h"
+
+#include <arpa/inet.h>
+#include <assert.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <string.h>
+
+#include "smtp_cmd.h"
+
+static const struct {
+	const char *name;
+	enum smtp_verb verb;
+} smtp_verbs[] = {
+	{ "HELO", SMTP_VERB_HELO },
+	{ "EHLO", SMTP_VERB_EHLO },
+	{ "MAIL", SMTP_VERB_MAIL },
+	{ "RCPT", SMTP_VERB_RCPT },
+	{ "DATA", SMTP_VERB_DATA },
+	{ "RSET", SMTP_VERB_RSET },
+	{ "NOOP", SMTP_VERB_NOOP },
+	{ "QUIT", SMTP_VERB_QUIT },
+	{ "VRFY", SMTP_VERB_VRFY },
+	{ "EXPN", SMTP_VERB_EXPN },
+	{ "HELP", SMTP_VERB_HELP },
+	{ "STARTTLS", SMTP_VERB_STARTTLS },
+	{ "AUTH", SMTP_VERB_AUTH },
+	{ "BDAT", SMTP_VERB_BDAT },
+	{ "ETRN", SMTP_VERB_ETRN },
+};
+
+#define N_VERBS (sizeof(smtp_verbs) / sizeof(smtp_verbs[0]))
+
+static char ascii_upper(char c)
+{
+	return c >= 'a' && c <= 'z' ? (char)(c - 'a' + 'A') : c;
+}
+
+static bool is_alpha(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+static bool is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+static bool is_alnum(char c)
+{
+	return is_alpha(c) || is_digit(c);
+}
+
+static bool is_8bit(char c)
+{
+	return (unsigned char)c >= 0x80;
+}
+
+/* s[0..len) equals upper (written in upper case), ignoring ASCII case.
+ * Locale-independent, unlike strncasecmp(). */
+static bool ascii_caseeq(const char *s, size_t len, const char *upper)
+{
+	for (size_t i = 0; i < len; i++)
+		if (upper[i] == '\0' || ascii_upper(s[i]) != upper[i])
+			return false;
+	return upper[len] == '\0';
+}
+
+/* s starts with upper, ignoring ASCII case. */
+static bool ascii_caseprefix(const char *s, const char *upper)
+{
+	for (; *upper != '\0'; s++, upper++)
+		if (ascii_upper(*s) != *upper)
+			return false;
+	return true;
+}
+
+int smtp_cmd_parse(const char *line, size_t len, struct smtp_cmd *cmd)
+{
+	size_t i, vlen;
+
+	cmd->verb = SMTP_VERB_UNKNOWN;
+	cmd->args = "";
+	/* RFC 5321 §2.4: commands are US-ASCII; a NUL or control octet
+	 * in one is never legitimate, and could cut or split a value we
+	 * log or pass on. */
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)line[i];
+
+		if ((c < 0x20 && c != '\t') || c == 0x7f)
+			return -1;
+	}
+	/* args is used as a C string; the line reader NUL-terminates. */
+	assert(line[len] == '\0');
+
+	for (vlen = 0; vlen < len && line[vlen] != ' '; vlen++)
+		;
+	for (i = 0; i < N_VERBS; i++) {
+		if (ascii_caseeq(line, vlen, smtp_verbs[i].name)) {
+			cmd->verb = smtp_verbs[i].verb;
+			break;
+		}
+	}
+	for (i = vlen; i < len && line[i] == ' '; i++)
+		;
+	if (i < len)
+		cmd->args = line + i;
+	return 0;
+}
+
+const char *smtp_verb_name(enum smtp_verb verb)
+{
+	for (size_t i = 0; i < N_VERBS; i++)
+		if (smtp_verbs[i].verb == verb)
+			return smtp_verbs[i].name;
+	return "UNKNOWN";
+}
+
+/* --- MAIL and RCPT arguments --- */
+
+enum path_role { ROLE_SENDER, ROLE_RECIPIENT };
+
+static int set_error(struct smtp_arg_error *err, int code,
+		     const char *enhanced, const char *text)
+{
+	err->code = code;
+	err->enhanced = enhanced;
+	err->text = text;
+	return -1;
+}
+
+static int syntax_error(struct smtp_arg_error *err, enum path_role role)
+{
+	return set_error(err, 501, "5.5.2", role == ROLE_SENDER ?
+			 "Syntax: MAIL FROM:<address> [parameters]" :
+			 "Syntax: RCPT TO:<address> [parameters]");
+}
+
+/* RFC 3463 §3.2: X.1.7 bad sender's, X.1.3 bad destination mailbox
+ * address syntax. */
+static int address_error(struct smtp_arg_error *err, enum path_role role,
+			 const char *text)
+{
+	return set_error(err, 553, role == ROLE_SENDER ? "5.1.7" : "5.1.3",
+			 text);
+}
+
+/* Length of the UTF-8 encoded non-ASCII character at p (RFC 3629 §4:
+ * no overlong forms, no surrogates, nothing above U+10FFFF), or 0. */
+static size_t utf8_char_len(const char *p, const char *end)
+{
+	const unsigned char *u = (const unsigned char *)p;
+	unsigned char lo = 0x80, hi = 0xbf;
+	size_t n;
+
+	if (u[0] >= 0xc2 && u[0] <= 0xdf) {
+		n = 2;
+	} else if (u[0] >= 0xe0 && u[0] <= 0xef) {
+		n = 3;
+		if (u[0] == 0xe0)
+			lo = 0xa0;
+		else if (u[0] == 0xed)
+			hi = 0x9f;
+	} else if (u[0] >= 0xf0 && u[0] <= 0xf4) {
+		n = 4;
+		if (u[0] == 0xf0)
+			lo = 0x90;
+		else if (u[0] == 0xf4)
+			hi = 0x8f;
+	} else {
+		return 0;
+	}
+	if ((size_t)(end - p) < n || u[1] < lo || u[1] > hi)
+		return 0;
+	for (size_t i = 2; i < n; i++)
+		if (u[i] < 0x80 || u[i] > 0xbf)
+			return 0;
+	return n;
+}
+
+/* The part of a path between its angle brackets being parsed. */
+struct cursor {
+	const char *p;
+	const char *end;
+	bool eightbit;		/* saw UTF-8: needs SMTPUTF8 */
+};
+
+/* Consumes one UTF-8 character (RFC 6531 §3.3 UTF8-non-ascii). */
+static bool take_utf8(struct cursor *cur)
+{
+	size_t n = utf8_char_len(cur->p, cur->end);
+
+	if (n == 0)
+		return false;
+	cur->p += n;
+	cur->eightbit = true;
+	return true;
+}
+
+/* RFC 5322 §3.2.3 atext. */
+static bool is_atext(char c)
+{
+	return is_alnum(c) ||
+	       (c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
+}
+
+/* RFC 5321 §4.1.2: Local-part = Dot-string / Quoted-string. */
+static bool parse_local_part(struct cursor *cur)
+{
+	if (cur->p < cur->end && *cur->p == '"') {
+		cur->p++;
+		for (;;) {
+			char c;
+
+			if (cur->p >= cur->end)
+				return false;
+			c = *cur->p;
+			if (c == '"') {
+				cur->p++;
+				return true;
+			}
+			if (c == '\\') {
+				/* quoted-pairSMTP = "\" %d32-126 */
+				cur->p++;
+				if (cur->p >= cur->end || *cur->p < 32 ||
+				    *cur->p > 126)
+					return false;
+				cur->p++;
+			} else if (is_8bit(c)) {
+				if (!take_utf8(cur))
+					return false;
+			} else if (c >= 32 && c <= 126) {
+				/* qtextSMTP: all but '"' and '\' */
+				cur->p++;
+			} else {
+				return false;
+			}
+		}
+	}
+
+	for (;;) {
+		const char *atom = cur->p;
+
+		while (cur->p < cur->end) {
+			if (is_8bit(*cur->p)) {
+				if (!take_utf8(cur))
+					return false;
+			} else if (is_atext(*cur->p)) {
+				cur->p++;
+			} else {
+				break;
+			}
+		}
+		/* Dot-string: no empty atom, so no leading, trailing
+		 * or doubled dot */
+		if (cur->p == atom)
+			return false;
+		if (cur->p < cur->end && *cur->p == '.')
+			cur->p++;
+		else
+			return true;
+	}
+}
+
+/* RFC 5321 §4.1.2: Domain = sub-domain *("." sub-domain), sub-domain =
+ * Let-dig [Ldh-str], plus RFC 6531 U-labels; labels are at most 63
+ * octets (RFC 1035 §2.3.4). Stops where the domain ends. */
+static bool parse_domain(struct cursor *cur)
+{
+	for (;;) {
+		const char *label = cur->p;
+		bool hyphen_last = false;
+
+		while (cur->p < cur->end) {
+			char c = *cur->p;
+
+			if (is_8bit(c)) {
+				if (!take_utf8(cur))
+					return false;
+				hyphen_last = false;
+			} else if (is_alnum(c)) {
+				cur->p++;
+				hyphen_last = false;
+			} else if (c == '-' && cur->p != label) {
+				cur->p++;
+				hyphen_last = true;
+			} else {
+				break;
+			}
+		}
+		if (cur->p == label || hyphen_last || cur->p - label > 63)
+			return false;
+		if (cur->p < cur->end && *cur->p == '.')
+			cur->p++;
+		else
+			return true;
+	}
+}
+
+/* RFC 5321 §4.1.3: IPv4-address-literal = Snum 3("." Snum). */
+static bool is_ipv4_literal(const char *s, size_t len)
+{
+	size_t i = 0;
+
+	for (int part = 0; part < 4; part++) {
+		unsigned value = 0;
+		size_t digits = 0;
+
+		if (part > 0) {
+			if (i >= len || s[i] != '.')
+				return false;
+			i++;
+		}
+		while (i < len && is_digit(s[i]) && digits < 3) {
+			value = value * 10 + (unsigned)(s[i] - '0');
+			i++;
+			digits++;
+		}
+		if (digits == 0 || value > 255)
+			return false;
+	}
+	return i == len;
+}
+
+/* RFC 5321 §4.1.3: "[" IPv4 / "IPv6:" IPv6 "]". No tag other than IPv6
+ * is registered, so General-address-literal is refused. */
+static bool parse_address_literal(struct cursor *cur)
+{
+	const char *content = cur->p + 1;
+	const char *close = memchr(content, ']', (size_t)(cur->end - content));
+	size_t len;
+
+	if (close == NULL)
+		return false;
+	len = (size_t)(close - content);
+	if (len > 5 && ascii_caseeq(content, 5, "IPV6:")) {
+		char buf[INET6_ADDRSTRLEN];
+		struct in6_addr addr;
+
+		if (len - 5 >= sizeof(buf))
+			return false;
+		memcpy(buf, content + 5, len - 5);
+		buf[len - 5] = '\0';
+		if (inet_pton(AF_INET6, buf, &addr) != 1)
+			return false;
+	} else if (!is_ipv4_literal(content, len)) {
+		return false;
+	}
+	cur->p = close + 1;
+	return true;
+}
+
+/* The '>' that closes a path starting after its '<': the first one
+ * outside a quoted local part. */
+static const char *path_close(const char *p)
+{
+	bool quoted = false;
+
+	for (; *p != '\0'; p++) {
+		if (quoted && *p == '\\' && p[1] != '\0')
+			p++;
+		else if (*p == '"')
+			quoted = !quoted;
+		else if (!quoted && *p == '>')
+			return p;
+	}
+	return NULL;
+}
+
+/* Parses "<path>" at *pp (RFC 5321 §4.1.2 Path / "<>"), stores the
+ * mailbox without brackets and source route in path (SMTP_PATH_MAX + 1
+ * octets; "" for <>) and moves *pp past the '>'. */
+static int parse_path(const char **pp, char *path, enum path_role role,
+		      bool *eightbit_r, struct smtp_arg_error *err)
+{
+	const char *open = *pp, *close, *mailbox, *domain;
+	struct cursor cur;
+	bool ok;
+	size_t len;
+
+	if (*open != '<')
+		return syntax_error(err, role);
+	close = path_close(open + 1);
+	if (close == NULL)
+		return syntax_error(err, role);
+	*pp = close + 1;
+	cur.p = open + 1;
+	cur.end = close;
+	cur.eightbit = false;
+
+	if (cur.p == cur.end) {
+		path[0] = '\0';
+		*eightbit_r = false;
+		return 0;
+	}
+
+	/* RFC 5321 appendix C: source routes must still be accepted, and
+	 * may be ignored, which we do. */
+	if (*cur.p == '@') {
+		for (;;) {
+			const char *dom = ++cur.p;
+
+			if (!parse_domain(&cur) ||
+			    cur.p - dom > SMTP_DOMAIN_MAX || cur.p >= cur.end)
+				return address_error(err, role,
+						     "Bad source route syntax");
+			if (*cur.p == ':') {
+				cur.p++;
+				break;
+			}
+			if (*cur.p != ',' || cur.p + 1 >= cur.end ||
+			    cur.p[1] != '@')
+				return address_error(err, role,
+						     "Bad source route syntax");
+			cur.p++;
+		}
+	}
+	mailbox = cur.p;
+
+	/* RFC 5321 §4.1.1.3: "<Postmaster>" without a domain, any case. */
+	if (role == ROLE_RECIPIENT && mailbox == open + 1 &&
+	    ascii_caseeq(mailbox, (size_t)(cur.end - mailbox), "POSTMASTER")) {
+		memcpy(path, mailbox, (size_t)(cur.end - mailbox));
+		path[cur.end - mailbox] = '\0';
+		*eightbit_r = false;
+		return 0;
+	}
+
+	if (!parse_local_part(&cur))
+		return address_error(err, role, "Bad address syntax");
+	/* RFC 5321 §4.5.3.1.1 */
+	if (cur.p - mailbox > SMTP_LOCAL_MAX)
+		return address_error(err, role, "Local part too long");
+	if (cur.p >= cur.end || *cur.p != '@')
+		return address_error(err, role,
+				     "Bad address syntax: domain required");
+	domain = ++cur.p;
+	if (cur.p < cur.end && *cur.p == '[')
+		ok = parse_address_literal(&cur);
+	else
+		ok = parse_domain(&cur);
+	if (!ok || cur.p != cur.end)
+		return address_error(err, role, "Bad domain syntax");
+	/* RFC 5321 §4.5.3.1.2 */
+	if (cur.end - domain > SMTP_DOMAIN_MAX)
+		return address_error(err, role, "Domain too long");
+	/* RFC 5321 §4.5.3.1.3, counted on the mailbox we keep */
+	len = (size_t)(cur.end - mailbox);
+	if (len > SMTP_PATH_MAX)
+		return address_error(err, role, "Address too long");
+
+	memcpy(path, mailbox, len);
+	path[len] = '\0';
+	*eightbit_r = cur.eightbit;
+	return 0;
+}
+
+struct param {
+	const char *key;
+	size_t key_len;
+	const char *value;	/* NULL when there is no "=" */
+	size_t value_len;
+};
+
+/* The next esmtp-param at *pp, after its separating spaces (RFC 5321
+ * §4.1.2). Returns 1, 0 at the end of the line, -1 on bad syntax. */
+static int next_param(const char **pp, struct param *prm)
+{
+	const char *p = *pp;
+
+	while (*p == ' ')
+		p++;
+	if (*p == '\0') {
+		*pp = p;
+		return 0;
+	}
+	/* esmtp-keyword = (ALPHA / DIGIT) *(ALPHA / DIGIT / "-") */
+	if (!is_alnum(*p))
+		return -1;
+	prm->key = p;
+	while (is_alnum(*p) || *p == '-')
+		p++;
+	prm->key_len = (size_t)(p - prm->key);
+	prm->value = NULL;
+	prm->value_len = 0;
+	if (*p == '=') {
+		/* esmtp-value = 1*(%d33-60 / %d62-126) */
+		prm->value = ++p;
+		while (*p >= 33 && *p <= 126 && *p != '=')
+			p++;
+		prm->value_len = (size_t)(p - prm->value);
+		if (prm->value_len == 0)
+			return -1;
+	}
+	if (*p != ' ' && *p != '\0')
+		return -1;
+	*pp = p;
+	return 1;
+}
+
+/* Index of the parameter's keyword in names (upper case, NULL-ended),
+ * or -1. */
+static int param_index(const struct param *prm, const char *const *names)
+{
+	for (int i = 0; names[i] != NULL; i++)
+		if (ascii_caseeq(prm->key, prm->key_len, names[i]))
+			return i;
+	return -1;
+}
+
+static bool param_value_is(const struct param *prm, const char *upper)
+{
+	return prm->value != NULL &&
+	       ascii_caseeq(prm->value, prm->value_len, upper);
+}
+
+static bool is_xtext_hex(char c)
+{
+	return is_digit(c) || (c >= 'A' && c <= 'F');
+}
+
+/* RFC 3461 §4: xtext = *( xchar / hexchar ), xchar = "!".."~" except
+ * "+" and "=", hexchar = "+" two upper-case hex digits. */
+static bool is_xtext(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] == '+') {
+			if (len - i < 3 || !is_xtext_hex(s[i + 1]) ||
+			    !is_xtext_hex(s[i + 2]))
+				return false;
+			i += 2;
+		} else if (s[i] < 33 || s[i] > 126 || s[i] == '=') {
+			return false;
+		}
+	}
+	return true;
+}
+
+/* Copies an xtext value of at most SMTP_XTEXT_MAX octets into out. */
+static bool copy_xtext(const struct param *prm, char *out)
+{
+	if (prm->value == NULL || prm->value_len > SMTP_XTEXT_MAX ||
+	    !is_xtext(prm->value, prm->value_len))
+		return false;
+	memcpy(out, prm->value, prm->value_len);
+	out[prm->value_len] = '\0';
+	return true;
+}
+
+/* RFC 1870: size-value = 1*20DIGIT, here also within uint64_t. */
+static bool parse_size(const struct param *prm, uint64_t *size)
+{
+	uint64_t v = 0;
+
+	if (prm->value == NULL || prm->value_len > 20)
+		return false;
+	for (size_t i = 0; i < prm->value_len; i++) {
+		unsigned d;
+
+		if (!is_digit(prm->value[i]))
+			return false;
+		d = (unsigned)(prm->value[i] - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			return false;
+		v = v * 10 + d;
+	}
+	*size = v;
+	return true;
+}
+
+/* RFC 3461 §4.1: NOTIFY="NEVER" / 1#( "SUCCESS" / "FAILURE" /
+ * "DELAY" ); stored upper case, in the client's order. */
+static bool parse_notify(const struct param *prm, char *out, size_t size)
+{
+	static const char *const words[] = { "NEVER", "SUCCESS", "FAILURE",
+					     "DELAY" };
+	const char *p, *end;
+	unsigned seen = 0;
+	size_t o = 0;
+
+	if (prm->value == NULL)
+		return false;
+	p = prm->value;
+	end = p + prm->value_len;
+	for (;;) {
+		const char *comma = memchr(p, ',', (size_t)(end - p));
+		const char *item_end = comma != NULL ? comma : end;
+		size_t k, wlen;
+
+		for (k = 0; k < sizeof(words) / sizeof(words[0]); k++)
+			if (ascii_caseeq(p, (size_t)(item_end - p), words[k]))
+				break;
+		if (k == sizeof(words) / sizeof(words[0]) ||
+		    (seen & (1U << k)) != 0)
+			return false;
+		seen |= 1U << k;
+		wlen = strlen(words[k]);
+		if (o + (o > 0) + wlen + 1 > size)
+			return false;
+		if (o > 0)
+			out[o++] = ',';
+		memcpy(out + o, words[k], wlen);
+		o += wlen;
+		out[o] = '\0';
+		if (comma == NULL)
+			break;
+		p = comma + 1;
+	}
+	/* NEVER stands alone */
+	return (seen & 1U) == 0 || seen == 1U;
+}
+
+/* RFC 3461 §4.2: ORCPT=addr-type ";" xtext. */
+static bool parse_orcpt(const struct param *prm, char *out)
+{
+	const char *semi;
+	size_t i, type_len;
+
+	if (prm->value == NULL)
+		return false;
+	semi = memchr(prm->value, ';', prm->value_len);
+	if (semi == NULL)
+		return false;
+	type_len = (size_t)(semi - prm->value);
+	if (type_len == 0 || semi + 1 == prm->value + prm->value_len)
+		return false;
+	for (i = 0; i < type_len; i++)
+		if (!is_atext(prm->value[i]))
+			return false;
+	return copy_xtext(prm, out) &&
+	       is_xtext(semi + 1, prm->value_len - type_len - 1);
+}
+
+static int bad_param_value(struct smtp_arg_error *err, const char *text)
+{
+	return set_error(err, 501, "5.5.4", text);
+}
+
+enum mail_param { MAIL_SIZE, MAIL_BODY, MAIL_SMTPUTF8, MAIL_AUTH, MAIL_RET,
+		  MAIL_ENVID };
+static const char *const mail_params[] = { "SIZE", "BODY", "SMTPUTF8",
+					   "AUTH", "RET", "ENVID", NULL };
+
+static int mail_param(const struct param *prm, struct smtp_mail_args *out,
+		      struct smtp_arg_error *err, unsigned *seen)
+{
+	int i = param_index(prm, mail_params);
+
+	if (i < 0)
+		return set_error(err, 555, "5.5.4", "Unknown MAIL parameter");
+	if ((*seen & (1U << i)) != 0)
+		return set_error(err, 555, "5.5.4", "Repeated MAIL parameter");
+	*seen |= 1U << i;
+
+	switch ((enum mail_param)i) {
+	case MAIL_SIZE:
+		if (!parse_size(prm, &out->size))
+			return bad_param_value(err, "Bad SIZE value");
+		out->has_size = true;
+		return 0;
+	case MAIL_BODY:
+		/* RFC 6152 §2 */
+		if (param_value_is(prm, "7BIT"))
+			out->body = SMTP_BODY_7BIT;
+		else if (param_value_is(prm, "8BITMIME"))
+			out->body = SMTP_BODY_8BITMIME;
+		else
+			return bad_param_value(err, "Bad BODY value");
+		return 0;
+	case MAIL_SMTPUTF8:
+		/* RFC 6531 §3.4: no value */
+		if (prm->value != NULL)
+			return bad_param_value(err, "SMTPUTF8 takes no value");
+		out->smtputf8 = true;
+		return 0;
+	case MAIL_AUTH:
+		/* RFC 4954 §5: AUTH=xtext or AUTH=<>; checked, then
+		 * dropped: the relay states the identity itself. */
+		if (prm->value == NULL || !is_xtext(prm->value, prm->value_len))
+			return bad_param_value(err, "Bad AUTH value");
+		out->has_auth = true;
+		return 0;
+	case MAIL_RET:
+		/* RFC 3461 §4.3 */
+		if (param_value_is(prm, "FULL"))
+			strcpy(out->ret, "FULL");
+		else if (param_value_is(prm, "HDRS"))
+			strcpy(out->ret, "HDRS");
+		else
+			return bad_param_value(err, "Bad RET value");
+		return 0;
+	case MAIL_ENVID:
+		/* RFC 3461 §4.4 */
+		if (!copy_xtext(prm, out->envid))
+			return bad_param_value(err, "Bad ENVID value");
+		return 0;
+	}
+	return set_error(err, 555, "5.5.4", "Unknown MAIL parameter");
+}
+
+int smtp_parse_mail(const char *args, struct smtp_mail_args *out,
+		    struct smtp_arg_error *err)
+{
+	const char *p = args;
+	struct param prm;
+	unsigned seen = 0;
+	bool eightbit;
+	int r;
+
+	assert(args != NULL);
+	memset(out, 0, sizeof(*out));
+	memset(err, 0, sizeof(*err));
+
+	/* RFC 5321 §4.1.1.2 has no space after "FROM:", but clients
+	 * commonly send one. */
+	if (!ascii_caseprefix(p, "FROM:")) {
+		syntax_error(err, ROLE_SENDER);
+		goto fail;
+	}
+	p += 5;
+	while (*p == ' ')
+		p++;
+	if (parse_path(&p, out->path, ROLE_SENDER, &eightbit, err) < 0)
+		goto fail;
+	if (*p != ' ' && *p != '\0') {
+		syntax_error(err, ROLE_SENDER);
+		goto fail;
+	}
+	while ((r = next_param(&p, &prm)) > 0)
+		if (mail_param(&prm, out, err, &seen) < 0)
+			goto fail;
+	if (r < 0) {
+		bad_param_value(err, "Bad MAIL parameter syntax");
+		goto fail;
+	}
+	/* RFC 6531: a non-ASCII address needs SMTPUTF8; X.6.7 "Non-ASCII
+	 * addresses not permitted for that sender/recipient". */
+	if (eightbit && !out->smtputf8) {
+		set_error(err, 553, "5.6.7",
+			  "Non-ASCII address requires SMTPUTF8");
+		goto fail;
+	}
+	return 0;
+
+fail:
+	memset(out, 0, sizeof(*out));
+	return -1;
+}
+
+enum rcpt_param { RCPT_NOTIFY, RCPT_ORCPT };
+static const char *const rcpt_params[] = { "NOTIFY", "ORCPT", NULL };
+
+static int rcpt_param(const struct param *prm, struct smtp_rcpt_args *out,
+		      struct smtp_arg_error *err, unsigned *seen)
+{
+	int i = param_index(prm, rcpt_params);
+
+	if (i < 0)
+		return set_error(err, 555, "5.5.4", "Unknown RCPT parameter");
+	if ((*seen & (1U << i)) != 0)
+		return set_error(err, 555, "5.5.4", "Repeated RCPT parameter");
+	*seen |= 1U << i;
+
+	switch ((enum rcpt_param)i) {
+	case RCPT_NOTIFY:
+		if (!parse_notify(prm, out->notify, sizeof(out->notify)))
+			return bad_param_value(err, "Bad NOTIFY value");
+		return 0;
+	case RCPT_ORCPT:
+		if (!parse_orcpt(prm, out->orcpt))
+			return bad_param_value(err, "Bad ORCPT value");
+		return 0;
+	}
+	return set_error(err, 555, "5.5.4", "Unknown RCPT parameter");
+}
+
+int smtp_parse_rcpt(const char *args, struct smtp_rcpt_args *out,
+		    struct smtp_arg_error *err)
+{
+	const char *p = args;
+	struct param prm;
+	unsigned seen = 0;
+	bool eightbit;
+	int r;
+
+	assert(args != NULL);
+	memset(out, 0, sizeof(*out));
+	memset(err, 0, sizeof(*err));
+
+	if (!ascii_caseprefix(p, "TO:")) {
+		syntax_error(err, ROLE_RECIPIENT);
+		goto fail;
+	}
+	p += 3;
+	while (*p == ' ')
+		p++;
+	if (parse_path(&p, out->path, ROLE_RECIPIENT, &eightbit, err) < 0)
+		goto fail;
+	/* RFC 5321 §4.1.2: "<>" is a Reverse-path, never a Forward-path. */
+	if (out->path[0] == '\0') {
+		set_error(err, 501, "5.1.3", "Null recipient not allowed");
+		goto fail;
+	}
+	if (*p != ' ' && *p != '\0') {
+		syntax_error(err, ROLE_RECIPIENT);
+		goto fail;
+	}
+	while ((r = next_param(&p, &prm)) > 0)
+		if (rcpt_param(&prm, out, err, &seen) < 0)
+			goto fail;
+	if (r < 0) {
+		bad_param_value(err, "Bad RCPT parameter syntax");
+		goto fail;
+	}
+	/* A non-ASCII recipient is legal only in an SMTPUTF8 transaction,
+	 * which only the session knows (see smtp_cmd.h): eightbit is not
+	 * checked here. */
+	(void)eightbit;
+	return 0;
+
+fail:
+	memset(out, 0, sizeof(*out));
+	return -1;
+}
