@@ -7,7 +7,7 @@
 void *xmalloc(size_t size);
 void *xcalloc(size_t n, size_t size);
 void *xrealloc(void *ptr, size_t size);
-/* Grow an array of n elements of size to at least n+1, doubling. */
+/* Resize an array to n elements of size, overflow-checked. */
 void *xreallocarray(void *ptr, size_t n, size_t size);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
