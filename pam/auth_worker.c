@@ -1,0 +1,259 @@
+/* authrelay-auth: one auth worker. authrelay spawns a pool of them as
+ * `authrelay-auth -c CONFIG_FILE`, with fd 3 this worker's end of a
+ * SOCK_SEQPACKET socketpair. One request at a time: receive, authenticate
+ * (PAM modules block, leak and are not all thread-safe), reply with the
+ * same id. Exits 0 after worker_max_requests requests or when the daemon
+ * closes its end; exits 1 on anything it does not understand. The daemon
+ * respawns it and answers 454 for a request in flight. */
+
+#include "autoconf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "auth_proto.h"
+#include "config.h"
+#include "log.h"
+#include "pam_backend.h"
+
+#define WORKER_FD 3
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: authrelay-auth -c CONFIG_FILE\n"
+		"The auth worker of authrelay, spawned by the daemon with\n"
+		"fd %d a SOCK_SEQPACKET socket; not meant to be run by hand.\n",
+		WORKER_FD);
+}
+
+/* authrelay blocks the signals sd-event handles and may ignore SIGPIPE
+ * or SIGCHLD; both survive exec. pam_unix waits for its helper
+ * (unix_chkpwd) and fails if SIGCHLD is ignored; a blocked SIGTERM
+ * would make the worker unkillable. Start from the defaults. */
+static void reset_signals(void)
+{
+	static const int sigs[] = { SIGCHLD, SIGPIPE, SIGTERM, SIGINT,
+				    SIGHUP, SIGALRM, SIGUSR1, SIGUSR2 };
+	sigset_t none;
+
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		signal(sigs[i], SIG_DFL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+static void check_socket(int fd)
+{
+	struct stat st;
+	int type = 0;
+	socklen_t len = sizeof(type);
+
+	if (fstat(fd, &st) < 0)
+		fatal("fd %d: %s (authrelay-auth is spawned by authrelay)",
+		      fd, strerror(errno));
+	if (!S_ISSOCK(st.st_mode))
+		fatal("fd %d is not a socket", fd);
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
+		fatal("fd %d: SO_TYPE: %s", fd, strerror(errno));
+	if (type != SOCK_SEQPACKET)
+		fatal("fd %d is not a SOCK_SEQPACKET socket", fd);
+	/* Helpers that PAM modules exec must not inherit it. */
+	if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+		fatal("fd %d: FD_CLOEXEC: %s", fd, strerror(errno));
+}
+
+static struct config *load_config(const char *path)
+{
+	struct config_errors errs = { NULL, 0 };
+	struct config *cfg;
+
+	cfg = config_load(path, false, &errs);
+	for (size_t i = 0; i < errs.n; i++)
+		log_err("%s", errs.msg[i]);
+	config_errors_clear(&errs);
+	if (cfg == NULL)
+		fatal("%s: invalid configuration", path);
+	return cfg;
+}
+
+/* One datagram: its length, 0 at end of file, -1 on error. */
+static ssize_t recv_request(int fd, unsigned char *buf, size_t size,
+			    bool *truncated_r)
+{
+	struct iovec iov = { buf, size };
+	struct msghdr mh;
+	ssize_t n;
+
+	do {
+		memset(&mh, 0, sizeof(mh));
+		mh.msg_iov = &iov;
+		mh.msg_iovlen = 1;
+		n = recvmsg(fd, &mh, 0);
+	} while (n < 0 && errno == EINTR);
+	*truncated_r = n > 0 && (mh.msg_flags & MSG_TRUNC) != 0;
+	return n;
+}
+
+static int send_reply(int fd, const struct auth_reply *rep)
+{
+	unsigned char buf[AUTH_PROTO_MAX];
+	struct auth_reply fallback;
+	ssize_t len, n;
+
+	len = auth_reply_encode(rep, buf, sizeof(buf));
+	if (len < 0) {
+		/* A bug here: still answer, with a 454, rather than leave
+		 * the daemon waiting for its timeout. */
+		log_err("request %u: reply does not encode", rep->id);
+		memset(&fallback, 0, sizeof(fallback));
+		fallback.id = rep->id;
+		fallback.result = AUTH_TEMPFAIL;
+		snprintf(fallback.reason, sizeof(fallback.reason),
+			 "reply does not encode");
+		len = auth_reply_encode(&fallback, buf, sizeof(buf));
+		if (len < 0)
+			return -1;
+	}
+	do
+		n = send(fd, buf, (size_t)len, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		log_err("send reply: %s", strerror(errno));
+		return -1;
+	}
+	if (n != len) {
+		log_err("send reply: %zd of %zd octets sent", n, len);
+		return -1;
+	}
+	return 0;
+}
+
+static void authenticate(const struct config *cfg,
+			 const struct pam_backend *pb,
+			 const struct auth_request *req, struct auth_reply *rep)
+{
+	switch (cfg->backend) {
+	case AUTH_BACKEND_PAM:
+		pam_backend_auth(pb, req, rep);
+		return;
+	case AUTH_BACKEND_LDAP:
+		/* The LDAP backend is a later issue and not built yet.
+		 * Until then every LDAP login is an honest 454: never a
+		 * fake success, never a 535 that blames the password. */
+		break;
+	}
+	rep->result = AUTH_TEMPFAIL;
+	snprintf(rep->reason, sizeof(rep->reason),
+		 "ldap backend not available");
+}
+
+/* Returns the exit status. */
+static int serve(int fd, const struct config *cfg,
+		 const struct pam_backend *pb)
+{
+	unsigned char buf[AUTH_PROTO_MAX];
+	struct auth_request req;
+	struct auth_reply rep;
+	bool truncated;
+	ssize_t len;
+	int ret;
+
+	for (unsigned n = 0; n < cfg->worker_max_requests; n++) {
+		len = recv_request(fd, buf, sizeof(buf), &truncated);
+		if (len == 0) {
+			log_debug("daemon closed the socket after %u "
+				  "requests", n);
+			return 0;
+		}
+		if (len < 0) {
+			log_err("receive request: %s", strerror(errno));
+			return 1;
+		}
+		if (truncated) {
+			explicit_bzero(buf, sizeof(buf));
+			log_err("request over %d octets", AUTH_PROTO_MAX);
+			return 1;
+		}
+		ret = auth_request_decode(buf, (size_t)len, &req);
+		explicit_bzero(buf, (size_t)len);
+		if (ret < 0) {
+			log_err("invalid request (%zd octets)", len);
+			return 1;
+		}
+
+		memset(&rep, 0, sizeof(rep));
+		rep.id = req.id;
+		authenticate(cfg, pb, &req, &rep);
+		log_debug("request %u: user %s from %s: %s%s%s", req.id,
+			  req.user, req.client_ip,
+			  rep.result == AUTH_OK ? "ok" :
+			  rep.result == AUTH_PERMFAIL ? "permfail" : "tempfail",
+			  rep.reason[0] != '\0' ? ": " : "", rep.reason);
+		explicit_bzero(&req, sizeof(req));
+		if (send_reply(fd, &rep) < 0)
+			return 1;
+	}
+	log_debug("recycled after %u requests", cfg->worker_max_requests);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *path = NULL;
+	struct pam_backend *pb = NULL;
+	struct config *cfg;
+	int c, ret;
+
+	log_init("authrelay-auth");
+	while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			path = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 1;
+		}
+	}
+	if (optind != argc || path == NULL) {
+		usage(stderr);
+		return 1;
+	}
+
+	/* Passwords live in this process: no core dumps, no ptrace by
+	 * other processes of the same user. */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		log_warn("PR_SET_DUMPABLE: %s", strerror(errno));
+	reset_signals();
+	check_socket(WORKER_FD);
+	cfg = load_config(path);
+
+	if (cfg->backend == AUTH_BACKEND_PAM)
+		pb = pam_backend_new(cfg->pam_service, cfg->require_group,
+				     cfg->n_require_group,
+				     cfg->address_domain);
+	ret = serve(WORKER_FD, cfg, pb);
+	pam_backend_free(&pb);
+	config_free(&cfg);
+	return ret;
+}
