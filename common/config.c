@@ -1276,15 +1276,21 @@ static void check_files(struct parser *p)
 
 /* --- the module --- */
 
-static FILE *open_config(struct parser *p)
+static FILE *open_config(struct parser *p, int from_fd)
 {
 	struct stat st;
 	FILE *f;
 	/* O_NONBLOCK: a FIFO in place of the file must not hang -t. */
-	int fd = open(p->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	int fd = from_fd >= 0 ? fcntl(from_fd, F_DUPFD_CLOEXEC, 3) :
+		 open(p->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 
 	if (fd < 0) {
 		perr(p, 0, "cannot open: %s", strerror(errno));
+		return NULL;
+	}
+	if (from_fd >= 0 && lseek(fd, 0, SEEK_SET) < 0) {
+		perr(p, 0, "cannot rewind: %s", strerror(errno));
+		close(fd);
 		return NULL;
 	}
 	if (fstat(fd, &st) < 0) {
@@ -1305,7 +1311,7 @@ static FILE *open_config(struct parser *p)
 	return f;
 }
 
-struct config *config_load(const char *path, bool check_files_too,
+static struct config *load(const char *path, int fd, bool check_files_too,
 			   struct config_errors *errs)
 {
 	struct config_errors local = { NULL, 0 };
@@ -1324,7 +1330,7 @@ struct config *config_load(const char *path, bool check_files_too,
 		perr(&p, 0, "cannot open: no path given");
 		f = NULL;
 	} else {
-		f = open_config(&p);
+		f = open_config(&p, fd);
 	}
 	if (f != NULL) {
 		parse_file(&p, f);
@@ -1339,6 +1345,18 @@ struct config *config_load(const char *path, bool check_files_too,
 	if (p.n_errors > 0)
 		config_free(&p.cfg);
 	return p.cfg;
+}
+
+struct config *config_load(const char *path, bool check_files_too,
+			   struct config_errors *errs)
+{
+	return load(path, -1, check_files_too, errs);
+}
+
+struct config *config_load_fd(const char *path, int fd, bool check_files_too,
+			      struct config_errors *errs)
+{
+	return load(path, fd, check_files_too, errs);
 }
 
 void config_free(struct config **config)

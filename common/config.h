@@ -131,6 +131,11 @@ struct config_errors {
  * (cert, key, ca_file, password files, worker_path) can be opened. */
 struct config *config_load(const char *path, bool check_files,
 			   struct config_errors *errs);
+/* The same, reading the text from fd (from its start; fd stays open) and
+ * naming path in messages: the daemon parses a private snapshot of the
+ * file, which its auth workers then read too, so all see the same text. */
+struct config *config_load_fd(const char *path, int fd, bool check_files,
+			      struct config_errors *errs);
 void config_free(struct config **config);
 
 void config_errors_add(struct config_errors *errs, const char *fmt, ...)

@@ -18,8 +18,6 @@
 /* Lookups waiting for a free worker, per pool; past this they get
  * AUTH_TEMPFAIL at once instead of queueing without bound. */
 #define AUTH_QUEUE_MAX 1024
-/* The fd number the worker finds its socket on. */
-#define AUTH_WORKER_FD 3
 
 extern char **environ;
 
@@ -183,7 +181,7 @@ static struct auth_worker *worker_spawn(struct auth_pool *p)
 	posix_spawnattr_t attr;
 	struct auth_worker *w;
 	sigset_t none, dfl;
-	char *argv[4];
+	char *argv[4], cfg_arg[32];
 	int sv[2], child, r;
 	pid_t pid;
 
@@ -193,9 +191,10 @@ static struct auth_worker *worker_spawn(struct auth_pool *p)
 		return NULL;
 	}
 	child = sv[1];
-	if (child == AUTH_WORKER_FD) {
-		/* dup2() onto itself would keep close-on-exec. */
-		child = fcntl(sv[1], F_DUPFD_CLOEXEC, AUTH_WORKER_FD + 1);
+	if (child <= AUTH_WORKER_CONFIG_FD) {
+		/* dup2() onto itself would keep close-on-exec, and onto the
+		 * other target would clobber it. */
+		child = fcntl(sv[1], F_DUPFD_CLOEXEC, AUTH_WORKER_CONFIG_FD + 1);
 		close(sv[1]);
 		if (child < 0) {
 			close(sv[0]);
@@ -205,6 +204,10 @@ static struct auth_worker *worker_spawn(struct auth_pool *p)
 	}
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, child, AUTH_WORKER_FD);
+	/* config_fd is above both targets (main.c snapshot_config). */
+	posix_spawn_file_actions_adddup2(&fa, st->config_fd,
+					 AUTH_WORKER_CONFIG_FD);
+	snprintf(cfg_arg, sizeof(cfg_arg), "/dev/fd/%d", AUTH_WORKER_CONFIG_FD);
 	posix_spawnattr_init(&attr);
 	sigemptyset(&none);
 	sigemptyset(&dfl);
@@ -219,7 +222,7 @@ static struct auth_worker *worker_spawn(struct auth_pool *p)
 				 POSIX_SPAWN_SETSIGDEF);
 	argv[0] = cfg->worker_path;
 	argv[1] = (char *)"-c";
-	argv[2] = cfg->path;
+	argv[2] = cfg_arg;
 	argv[3] = NULL;
 	r = posix_spawn(&pid, cfg->worker_path, &fa, &attr, argv, environ);
 	posix_spawn_file_actions_destroy(&fa);

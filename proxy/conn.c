@@ -9,7 +9,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+
 #include <openssl/err.h>
+#include <openssl/x509v3.h>
 
 #include "conn.h"
 #include "log.h"
@@ -36,6 +39,9 @@ struct conn {
 	enum conn_state state;
 	SSL *ssl;
 	SSL_CTX *tls_ctx;		/* for the handshake to come */
+	bool tls_client;
+	bool tls_verify;
+	char *tls_host;			/* client: expected peer name */
 	uint32_t handshake_events;
 	bool reading;
 	bool closing;
@@ -119,6 +125,7 @@ void conn_free(struct conn **cp)
 	}
 	if (c->tls_ctx != NULL)
 		SSL_CTX_free(c->tls_ctx);
+	free(c->tls_host);
 	if (c->fd >= 0)
 		close(c->fd);
 	line_reader_free(&c->in);
@@ -204,6 +211,17 @@ void conn_start_tls(struct conn *c, SSL_CTX *ctx)
 	schedule(c);
 }
 
+void conn_start_tls_client(struct conn *c, SSL_CTX *ctx, const char *host,
+			   bool verify)
+{
+	if (c->state != CONN_PLAIN)
+		return;
+	c->tls_client = true;
+	c->tls_verify = verify;
+	c->tls_host = xstrdup(host);
+	conn_start_tls(c, ctx);
+}
+
 bool conn_is_tls(const struct conn *c)
 {
 	return c->state == CONN_TLS;
@@ -233,6 +251,16 @@ void conn_set_deadline(struct conn *c, uint64_t usec)
 
 void conn_close_after_flush(struct conn *c)
 {
+	c->closing = true;
+	c->reading = false;
+	schedule(c);
+}
+
+void conn_abort(struct conn *c)
+{
+	c->out_off = c->out_len = 0;
+	if (c->state == CONN_TLS_WAIT_FLUSH || c->state == CONN_HANDSHAKE)
+		c->state = CONN_PLAIN;
 	c->closing = true;
 	c->reading = false;
 	schedule(c);
@@ -270,7 +298,7 @@ static int conn_handshake(struct conn *c)
 
 	ERR_clear_error();
 	errno = 0;
-	r = SSL_accept(c->ssl);
+	r = SSL_do_handshake(c->ssl);
 	if (r == 1) {
 		c->state = CONN_TLS;
 		return 1;
@@ -284,6 +312,15 @@ static int conn_handshake(struct conn *c)
 		c->handshake_events = EPOLLOUT;
 		return 0;
 	}
+	if (c->tls_client && c->tls_verify &&
+	    SSL_get_verify_result(c->ssl) != X509_V_OK) {
+		log_notice("TLS handshake with %s failed: certificate "
+			   "verification: %s", c->tls_host,
+			   X509_verify_cert_error_string(
+				   SSL_get_verify_result(c->ssl)));
+		ERR_clear_error();
+		return -1;
+	}
 	log_ssl_error("TLS handshake failed");
 	return -1;
 }
@@ -296,6 +333,28 @@ static int conn_begin_tls(struct conn *c)
 	if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1) {
 		log_ssl_error("TLS setup failed");
 		return -1;
+	}
+	if (c->tls_client) {
+		struct in6_addr a6;
+		struct in_addr a4;
+		bool is_ip = inet_pton(AF_INET, c->tls_host, &a4) == 1 ||
+			     inet_pton(AF_INET6, c->tls_host, &a6) == 1;
+
+		SSL_set_connect_state(c->ssl);
+		/* RFC 6066 §3: no IP addresses in SNI. */
+		if (!is_ip)
+			(void)SSL_set_tlsext_host_name(c->ssl, c->tls_host);
+		if (c->tls_verify) {
+			X509_VERIFY_PARAM *vp = SSL_get0_param(c->ssl);
+
+			if (is_ip)
+				X509_VERIFY_PARAM_set1_ip_asc(vp, c->tls_host);
+			else
+				SSL_set1_host(c->ssl, c->tls_host);
+			SSL_set_verify(c->ssl, SSL_VERIFY_PEER, NULL);
+		}
+	} else {
+		SSL_set_accept_state(c->ssl);
 	}
 	c->state = CONN_HANDSHAKE;
 	return 0;

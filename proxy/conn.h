@@ -49,6 +49,12 @@ void conn_set_reading(struct conn *c, bool on);
  * buffered so far is dropped. CONN_EV_TLS_READY or CONN_EV_CLOSED
  * follows. */
 void conn_start_tls(struct conn *c, SSL_CTX *ctx);
+/* The same as a TLS client (to a smarthost): SNI set to host when it is a
+ * name; with verify, the peer's certificate must chain to the context's
+ * trust store and match host (name or IP address), or the handshake
+ * fails. */
+void conn_start_tls_client(struct conn *c, SSL_CTX *ctx, const char *host,
+			   bool verify);
 bool conn_is_tls(const struct conn *c);
 /* "TLSv1.3", "TLS_AES_256_GCM_SHA384"; NULL before TLS. */
 const char *conn_tls_version(const struct conn *c);
@@ -60,5 +66,8 @@ void conn_set_deadline(struct conn *c, uint64_t usec);
 /* Close once the output is flushed (after a 221 or 421). CONN_EV_CLOSED
  * follows. */
 void conn_close_after_flush(struct conn *c);
+/* Close without sending what is queued; CONN_EV_CLOSED follows from the
+ * event loop (safe to call from within a callback). */
+void conn_abort(struct conn *c);
 
 #endif

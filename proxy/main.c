@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
@@ -18,11 +20,13 @@
 #include "config.h"
 #include "listen.h"
 #include "log.h"
+#include "relay.h"
 #include "server.h"
 #include "tls.h"
 #include "xalloc.h"
 
 #define STATUS_INTERVAL_USEC (5 * USEC_PER_SEC)
+#define CONFIG_FILE_MAX (1024 * 1024)
 
 static const char *config_path = DEFAULT_CONFIG_PATH;
 static struct listener *listeners;
@@ -63,24 +67,88 @@ static void log_errors(struct config_errors *errs)
 		log_err("%s", errs->msg[i]);
 }
 
-/* Config and TLS context, checked; NULL with errors. */
+/* A private copy of the config file: what the daemon parses is what its
+ * auth workers read (fd AUTH_WORKER_CONFIG_FD), even if the file on disk
+ * changes or turns invalid before the next successful reload. */
+static int snapshot_config(const char *path, struct config_errors *errs)
+{
+	char buf[65536];
+	size_t total = 0;
+	int in, out;
+	ssize_t n;
+
+	in = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (in < 0) {
+		config_errors_add(errs, "%s: cannot open: %s", path,
+				  strerror(errno));
+		return -1;
+	}
+	out = memfd_create("authrelay.conf", MFD_CLOEXEC);
+	if (out >= 0 && out <= AUTH_WORKER_CONFIG_FD) {
+		/* Keep clear of the fds a worker is given (auth_client.c). */
+		int high = fcntl(out, F_DUPFD_CLOEXEC, AUTH_WORKER_CONFIG_FD + 1);
+
+		close(out);
+		out = high;
+	}
+	if (out < 0) {
+		config_errors_add(errs, "%s: memfd: %s", path, strerror(errno));
+		close(in);
+		return -1;
+	}
+	while ((n = read(in, buf, sizeof(buf))) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 || (total += (size_t)n) > CONFIG_FILE_MAX ||
+		    write(out, buf, (size_t)n) != n) {
+			config_errors_add(errs, "%s: cannot read: %s", path,
+					  n < 0 ? strerror(errno) :
+					  "too large or write error");
+			close(in);
+			close(out);
+			return -1;
+		}
+	}
+	close(in);
+	return out;
+}
+
+/* Config and TLS contexts, checked; NULL with errors. */
 static struct settings *settings_load(struct config_errors *errs)
 {
-	struct config *cfg = config_load(config_path, true, errs);
 	struct settings *st;
-	SSL_CTX *ctx;
+	struct config *cfg;
+	SSL_CTX *ctx, *relay_ctx = NULL;
+	struct relay_targets *targets = NULL;
+	int fd;
 
-	if (cfg == NULL)
+	fd = snapshot_config(config_path, errs);
+	if (fd < 0)
 		return NULL;
+	cfg = config_load_fd(config_path, fd, true, errs);
+	if (cfg == NULL) {
+		close(fd);
+		return NULL;
+	}
 	ctx = tls_server_ctx_new(cfg, errs);
-	if (ctx == NULL) {
+	if (ctx != NULL)
+		relay_ctx = relay_tls_ctx_new(cfg, errs);
+	if (relay_ctx != NULL)
+		targets = relay_targets_resolve(cfg, errs);
+	if (targets == NULL) {
+		SSL_CTX_free(ctx);
+		SSL_CTX_free(relay_ctx);
 		config_free(&cfg);
+		close(fd);
 		return NULL;
 	}
 	st = xcalloc(1, sizeof(*st));
 	atomic_init(&st->refs, 1);
 	st->cfg = cfg;
+	st->config_fd = fd;
 	st->ssl_ctx = ctx;
+	st->relay_ssl_ctx = relay_ctx;
+	st->relay_targets = targets;
 	return st;
 }
 

@@ -13,6 +13,7 @@
 #include "auth_client.h"
 #include "conn_limits.h"
 #include "log.h"
+#include "relay.h"
 #include "server.h"
 #include "smtp_session.h"
 #include "xalloc.h"
@@ -48,6 +49,10 @@ void settings_put(struct settings **stp)
 	*stp = NULL;
 	if (atomic_fetch_sub(&st->refs, 1) == 1) {
 		SSL_CTX_free(st->ssl_ctx);
+		SSL_CTX_free(st->relay_ssl_ctx);
+		relay_targets_free(&st->relay_targets);
+		if (st->config_fd >= 0)
+			close(st->config_fd);
 		config_free(&st->cfg);
 		free(st);
 	}

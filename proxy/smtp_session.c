@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdarg.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,8 @@
 
 #include "auth_client.h"
 #include "conn.h"
+#include "data_filter.h"
+#include "relay.h"
 #include "conn_limits.h"
 #include "log.h"
 #include "sasl.h"
@@ -40,8 +43,13 @@ enum session_state {
 	S_AUTH_LOGIN_PASS,	/* sent the Password: prompt */
 	S_AUTH_PENDING,		/* request with an auth worker */
 	S_AUTH_DELAY,		/* failure_delay before the 535 */
+	S_RELAY_WAIT,		/* smarthost connecting or answering */
+	S_DATA,			/* message data streaming to the smarthost */
 	S_CLOSING,		/* last reply queued, closing */
 };
+
+/* The command whose smarthost reply the session waits for. */
+enum relay_pending { P_NONE, P_MAIL, P_RCPT, P_DATA, P_DOT, P_RSET };
 
 enum helo_state { HELO_NONE, HELO_HELO, HELO_EHLO };
 
@@ -70,7 +78,18 @@ struct smtp_session {
 
 	bool in_transaction;
 	struct smtp_mail_args mail;
-	unsigned n_rcpt;
+	struct smtp_rcpt_args rcpt;	/* the RCPT waiting for its reply */
+	char first_rcpt[SMTP_PATH_MAX + 1];
+	unsigned n_rcpt;		/* accepted by the smarthost */
+	unsigned n_rcpt_tried;
+	char address[AUTH_ADDRESS_MAX + 1];	/* the user's, for AUTH= */
+
+	struct relay *relay;
+	enum relay_pending pending;
+	struct data_filter *df;
+	bool data_refused;		/* relay lost during DATA: 451 at end */
+	unsigned long n_messages;
+	uint64_t data_start;
 
 	unsigned bad_commands;
 	unsigned auth_failures;
@@ -140,7 +159,20 @@ static void transaction_reset(struct smtp_session *s)
 {
 	s->in_transaction = false;
 	memset(&s->mail, 0, sizeof(s->mail));
+	s->first_rcpt[0] = '\0';
 	s->n_rcpt = 0;
+	s->n_rcpt_tried = 0;
+	data_filter_free(&s->df);
+	s->data_refused = false;
+}
+
+/* A transaction the smarthost knows about cannot just be forgotten: drop
+ * that connection (the next MAIL opens another). */
+static void transaction_abandon(struct smtp_session *s)
+{
+	if (s->in_transaction)
+		relay_abort(&s->relay);
+	transaction_reset(s);
 }
 
 static void schedule_resume(struct smtp_session *s)
@@ -165,7 +197,7 @@ static void cmd_ehlo(struct smtp_session *s, const char *args, bool ehlo)
 		return;
 	}
 	/* §4.1.4: EHLO/HELO resets the transaction. */
-	transaction_reset(s);
+	transaction_abandon(s);
 	snprintf(s->helo_name, sizeof(s->helo_name), "%s", args);
 	s->helo = ehlo ? HELO_EHLO : HELO_HELO;
 	if (!ehlo) {
@@ -276,6 +308,11 @@ static void on_auth_reply(const struct auth_reply *rep, void *ctx)
 		for (size_t i = 0; i < rep->n_address; i++)
 			slog(s, LOG_LVL_DEBUG, "user=\"%s\" address=\"%s\"",
 			     s->user, rep->address[i]);
+		if (rep->n_address > 0)
+			snprintf(s->address, sizeof(s->address), "%s",
+				 rep->address[0]);
+		else if (strchr(s->user, '@') != NULL)
+			snprintf(s->address, sizeof(s->address), "%s", s->user);
 		auth_wipe(s);
 		s->state = S_CMD;
 		reply(s, "235 2.7.0 Authentication successful");
@@ -486,6 +523,122 @@ static bool may_transact(struct smtp_session *s)
 	return true;
 }
 
+/* The smarthost's reply, passed on as it is (RFC 3463 code included). */
+static void reply_relayed(struct smtp_session *s, const struct relay_reply *rep)
+{
+	reply(s, "%d %s %s", rep->code, rep->enhanced, rep->text);
+}
+
+static void relay_send_mail(struct smtp_session *s)
+{
+	struct relay_reply rep;
+
+	s->pending = P_MAIL;
+	s->state = S_RELAY_WAIT;
+	if (relay_mail(s->relay, &s->mail, &rep) < 0) {
+		s->pending = P_NONE;
+		s->state = S_CMD;
+		transaction_reset(s);
+		reply_relayed(s, &rep);
+	}
+}
+
+static void end_of_data(struct smtp_session *s, const struct relay_reply *rep)
+{
+	uint64_t now = 0;
+
+	sd_event_now(server_event(s->thread), CLOCK_MONOTONIC, &now);
+	slog(s, rep->code / 100 == 2 ? LOG_LVL_INFO : LOG_LVL_NOTICE,
+	     "message user=\"%s\" from=<%s> rcpts=%u size=%llu smarthost=%s "
+	     "reply=\"%d %s %s\" duration=%llums", s->user, s->mail.path,
+	     s->n_rcpt, (unsigned long long)(s->df ? data_filter_size(s->df) : 0),
+	     s->relay ? relay_host(s->relay) : "-", rep->code, rep->enhanced,
+	     rep->text, (unsigned long long)((now - s->data_start) / 1000));
+	if (rep->code / 100 == 2)
+		s->n_messages++;
+	reply_relayed(s, rep);
+	transaction_reset(s);
+}
+
+static void on_relay_event(struct relay *r, enum relay_event ev,
+			   const struct relay_reply *rep, void *ctx)
+{
+	struct smtp_session *s = ctx;
+	enum relay_pending p = s->pending;
+
+	switch (ev) {
+	case RELAY_EV_READY:
+		if (p == P_MAIL)
+			relay_send_mail(s);
+		return;
+	case RELAY_EV_DRAINED:
+		schedule_resume(s);
+		return;
+	case RELAY_EV_FAILED:
+		relay_abort(&s->relay);
+		s->pending = P_NONE;
+		if (s->state == S_DATA) {
+			/* Read the client's message to its end, then 451. */
+			s->data_refused = true;
+			schedule_resume(s);
+			return;
+		}
+		if (p == P_NONE)
+			return;	/* idle: the next MAIL reconnects */
+		slog(s, LOG_LVL_WARNING, "relay failed: %s", rep->text);
+		transaction_reset(s);
+		s->state = S_CMD;
+		/* SPEC: a smarthost that cannot be reached is 451 4.4.1. */
+		reply(s, "451 4.4.1 Smarthost unavailable, try again later");
+		break;
+	case RELAY_EV_REPLY:
+		s->pending = P_NONE;
+		s->state = S_CMD;
+		switch (p) {
+		case P_MAIL:
+			if (rep->code / 100 == 2)
+				s->in_transaction = true;
+			else
+				transaction_reset(s);
+			reply_relayed(s, rep);
+			break;
+		case P_RCPT:
+			if (rep->code / 100 == 2) {
+				if (s->n_rcpt == 0)
+					snprintf(s->first_rcpt,
+						 sizeof(s->first_rcpt), "%s",
+						 s->rcpt.path);
+				s->n_rcpt++;
+			}
+			reply_relayed(s, rep);
+			break;
+		case P_DATA:
+			if (rep->code != 354) {
+				reply_relayed(s, rep);
+				break;
+			}
+			s->state = S_DATA;
+			reply(s, "354 End data with <CR><LF>.<CR><LF>");
+			conn_set_deadline(s->conn, s->cfg->data_timeout_usec);
+			break;
+		case P_DOT:
+			end_of_data(s, rep);
+			break;
+		case P_RSET:
+			transaction_reset(s);
+			reply_relayed(s, rep);
+			break;
+		case P_NONE:
+			break;
+		}
+		break;
+	}
+	conn_set_deadline(s->conn, s->state == S_DATA ?
+			  s->cfg->data_timeout_usec :
+			  s->cfg->command_timeout_usec);
+	schedule_resume(s);
+}
+
 static void cmd_mail(struct smtp_session *s, const char *args)
 {
 	struct smtp_arg_error err;
@@ -509,14 +662,34 @@ static void cmd_mail(struct smtp_session *s, const char *args)
 		reply_error(s, "552 5.3.4 Message size exceeds fixed limit");
 		return;
 	}
-	s->in_transaction = true;
 	s->n_rcpt = 0;
-	reply(s, "250 2.1.0 Ok");
+	s->n_rcpt_tried = 0;
+	if (s->relay == NULL) {
+		char sid[32];
+		struct relay_identity id = {
+			.login = s->user,
+			.address = s->address[0] ? s->address : NULL,
+			.client_ip = s->client_ip,
+			.session_id = sid,
+		};
+
+		snprintf(sid, sizeof(sid), "%lu", s->id);
+		s->relay = relay_open(server_event(s->thread), s->st, &id,
+				      on_relay_event, s);
+		if (s->relay == NULL) {
+			reply(s, "451 4.4.1 Smarthost unavailable, try again later");
+			return;
+		}
+		s->pending = P_MAIL;
+		s->state = S_RELAY_WAIT;
+		conn_set_deadline(s->conn, 0);
+		return;
+	}
+	relay_send_mail(s);
 }
 
 static void cmd_rcpt(struct smtp_session *s, const char *args)
 {
-	struct smtp_rcpt_args rcpt;
 	struct smtp_arg_error err;
 
 	if (!may_transact(s))
@@ -525,13 +698,14 @@ static void cmd_rcpt(struct smtp_session *s, const char *args)
 		reply_error(s, "503 5.5.1 Need MAIL command");
 		return;
 	}
-	if (smtp_parse_rcpt(args, &rcpt, &err) < 0) {
+	if (smtp_parse_rcpt(args, &s->rcpt, &err) < 0) {
 		reply_error(s, "%d %s %s", err.code, err.enhanced, err.text);
 		return;
 	}
 	/* RFC 6531 §3.4: a non-ASCII address needs SMTPUTF8 on MAIL. */
 	if (!s->mail.smtputf8) {
-		for (const unsigned char *p = (const void *)rcpt.path; *p; p++) {
+		for (const unsigned char *p = (const void *)s->rcpt.path; *p;
+		     p++) {
 			if (*p >= 0x80) {
 				reply_error(s, "553 5.6.7 Non-ASCII recipient "
 					    "needs SMTPUTF8");
@@ -545,12 +719,68 @@ static void cmd_rcpt(struct smtp_session *s, const char *args)
 		reply(s, "452 4.5.3 Too many recipients");
 		return;
 	}
-	s->n_rcpt++;
-	reply(s, "250 2.1.5 Ok");
+	s->n_rcpt_tried++;
+	s->pending = P_RCPT;
+	s->state = S_RELAY_WAIT;
+	relay_rcpt(s->relay, &s->rcpt);
+}
+
+/* Our header lines, CRLF-terminated, for the top of the message. */
+static char *tag_headers(struct smtp_session *s)
+{
+	char date[64], helo[80], user[AUTH_USER_MAX + 1], rcpt[SMTP_PATH_MAX + 16];
+	const char *hdr = s->cfg->identity_header;
+	time_t now = time(NULL);
+	struct tm tm;
+	size_t i;
+
+	localtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
+	/* Client-chosen strings go into a structured header: keep them to
+	 * characters that cannot end a comment or a line. */
+	for (i = 0; s->helo_name[i] && i < sizeof(helo) - 1; i++) {
+		char c = s->helo_name[i];
+		helo[i] = (c > ' ' && c <= '~' && c != '(' && c != ')' &&
+			   c != '\\' && c != ';') ? c : '?';
+	}
+	helo[i] = '\0';
+	for (i = 0; s->user[i] && i < sizeof(user) - 1; i++) {
+		char c = s->user[i];
+		user[i] = (c >= ' ' && c <= '~' && c != '(' && c != ')' &&
+			   c != '\\') ? c : '?';
+	}
+	user[i] = '\0';
+	rcpt[0] = '\0';
+	/* RFC 5321 §4.4: "for" only with a single recipient. */
+	if (s->n_rcpt == 1 && strpbrk(s->first_rcpt, "\r\n") == NULL)
+		snprintf(rcpt, sizeof(rcpt), "\r\n\tfor <%s>", s->first_rcpt);
+	return xasprintf("Received: from %s ([%s])\r\n"
+			 "\tby %s (authrelay) with ESMTPSA id %lu.%lu\r\n"
+			 "\t(version=%s cipher=%s)\r\n"
+			 "\t(Authenticated sender: %s)%s;\r\n"
+			 "\t%s\r\n"
+			 "%s%s%s%s",
+			 helo, s->client_ip, s->cfg->hostname,
+			 s->id, s->n_messages + 1,
+			 conn_tls_version(s->conn) ? conn_tls_version(s->conn) : "none",
+			 conn_tls_cipher(s->conn) ? conn_tls_cipher(s->conn) : "none",
+			 user, rcpt, date,
+			 hdr ? hdr : "", hdr ? ": " : "", hdr ? user : "",
+			 hdr ? "\r\n" : "");
+}
+
+static void data_emit(const char *buf, size_t len, void *ctx)
+{
+	struct smtp_session *s = ctx;
+
+	if (s->relay != NULL && !s->data_refused)
+		relay_data_write(s->relay, buf, len);
 }
 
 static void cmd_data(struct smtp_session *s, const char *args)
 {
+	char *prepend;
+
 	if (!may_transact(s))
 		return;
 	if (!s->in_transaction) {
@@ -558,18 +788,91 @@ static void cmd_data(struct smtp_session *s, const char *args)
 		return;
 	}
 	if (s->n_rcpt == 0) {
-		reply_error(s, "503 5.5.1 Need RCPT command");
+		if (s->n_rcpt_tried > 0)
+			reply_error(s, "554 5.5.1 No valid recipients");
+		else
+			reply_error(s, "503 5.5.1 Need RCPT command");
 		return;
 	}
 	if (args[0] != '\0') {
 		reply_error(s, "501 5.5.4 Syntax: DATA");
 		return;
 	}
-	/* The relay to the smarthost is not part of this build: refuse
-	 * temporarily rather than accept a message nobody will deliver. */
-	slog(s, LOG_LVL_WARNING, "DATA refused: no relay to a smarthost in this build");
+	prepend = tag_headers(s);
+	s->df = data_filter_new(s->cfg->bare_newline, s->cfg->max_message_size,
+				prepend, s->cfg->identity_header, data_emit, s);
+	free(prepend);
+	sd_event_now(server_event(s->thread), CLOCK_MONOTONIC, &s->data_start);
+	s->pending = P_DATA;
+	s->state = S_RELAY_WAIT;
+	relay_data(s->relay);
+}
+
+static void cmd_rset(struct smtp_session *s)
+{
+	if (s->relay != NULL && s->in_transaction) {
+		s->pending = P_RSET;
+		s->state = S_RELAY_WAIT;
+		relay_rset(s->relay);
+		return;
+	}
 	transaction_reset(s);
-	reply(s, "451 4.3.0 Message relay is not available in this build");
+	reply(s, "250 2.0.0 Ok");
+}
+
+/* Client octets after the 354, through the filter to the smarthost. */
+static void data_process(struct smtp_session *s)
+{
+	struct line_reader *lr = conn_input(s->conn);
+	enum data_filter_status st;
+	const char *buf;
+	size_t len, used;
+
+	for (int i = 0; i < SESSION_COMMANDS_PER_RUN; i++) {
+		if (s->relay != NULL && relay_data_full(s->relay))
+			return;	/* resumed on RELAY_EV_DRAINED */
+		buf = line_reader_peek(lr, &len);
+		if (len == 0) {
+			conn_set_reading(s->conn, true);
+			return;
+		}
+		st = data_filter_feed(s->df, buf, len, &used);
+		line_reader_consume(lr, used);
+		if (st == DATA_FILTER_MORE) {
+			conn_set_deadline(s->conn, s->cfg->data_timeout_usec);
+			continue;
+		}
+		s->state = S_CMD;
+		conn_set_deadline(s->conn, s->cfg->command_timeout_usec);
+		if (s->data_refused) {
+			slog(s, LOG_LVL_WARNING, "message not relayed: "
+			     "smarthost lost during DATA");
+			transaction_reset(s);
+			reply(s, "451 4.4.1 Smarthost connection lost, try again later");
+			return;
+		}
+		if (st != DATA_FILTER_DONE) {
+			/* Never end the data upstream: the smarthost drops
+			 * the unfinished message with the connection. */
+			relay_abort(&s->relay);
+			slog(s, LOG_LVL_NOTICE, "message refused: %s",
+			     st == DATA_FILTER_TOO_BIG ? "too big"
+			     : "bare CR or LF");
+			transaction_reset(s);
+			if (st == DATA_FILTER_TOO_BIG)
+				reply(s, "552 5.3.4 Message size exceeds fixed limit");
+			else
+				reply(s, "550 5.5.2 Message contains bare CR or LF "
+				      "(RFC 5321 §2.3.8)");
+			return;
+		}
+		s->pending = P_DOT;
+		s->state = S_RELAY_WAIT;
+		conn_set_deadline(s->conn, 0);
+		relay_data_end(s->relay);
+		return;
+	}
+	schedule_resume(s);
 }
 
 /* Dispatch */
@@ -622,13 +925,14 @@ static void handle_command(struct smtp_session *s, char *line, size_t len)
 		cmd_data(s, cmd.args);
 		break;
 	case SMTP_VERB_RSET:
-		transaction_reset(s);
-		reply(s, "250 2.0.0 Ok");
+		cmd_rset(s);
 		break;
 	case SMTP_VERB_NOOP:
 		reply(s, "250 2.0.0 Ok");
 		break;
 	case SMTP_VERB_QUIT:
+		transaction_abandon(s);
+		relay_close(&s->relay);
 		reply(s, "221 2.0.0 Bye");
 		session_close(s);
 		break;
@@ -661,16 +965,25 @@ static void session_process(struct smtp_session *s)
 {
 	struct line_reader *lr = conn_input(s->conn);
 
+	if (s->state == S_DATA) {
+		data_process(s);
+		return;
+	}
 	for (int i = 0; i < SESSION_COMMANDS_PER_RUN; i++) {
 		enum line_status ls;
 		char *line;
 		size_t len;
 
+		if (s->state == S_DATA) {
+			data_process(s);
+			return;
+		}
 		if (!state_reads_lines(s->state))
 			return;
 		if (conn_output_full(s->conn))
 			return;	/* resumed on CONN_EV_FLUSHED */
 		if (s->stopping && s->state == S_CMD && !s->in_transaction) {
+			relay_close(&s->relay);
 			reply(s, "421 4.3.2 %s Service shutting down",
 			      s->cfg->hostname);
 			session_close(s);
@@ -724,6 +1037,7 @@ static void on_timeout(struct smtp_session *s)
 		slog(s, LOG_LVL_NOTICE, "timeout, disconnecting");
 		reply(s, "421 4.4.2 %s Error: timeout exceeded",
 		      s->cfg->hostname);
+		relay_abort(&s->relay);
 		auth_lookup_cancel(&s->lookup);
 		auth_wipe(s);
 		session_close(s);
@@ -759,6 +1073,9 @@ static void session_destroy(struct smtp_session *s)
 	     "auth_failures=%u", s->user, s->n_commands, s->auth_failures);
 	auth_lookup_cancel(&s->lookup);
 	auth_wipe(s);
+	/* Never the end of data: an unfinished message is dropped. */
+	relay_abort(&s->relay);
+	data_filter_free(&s->df);
 	sd_event_source_disable_unref(s->resume);
 	sd_event_source_disable_unref(s->delay);
 	conn_free(&s->conn);
@@ -843,6 +1160,7 @@ void smtp_session_abort(struct smtp_session *s)
 		return;
 	auth_lookup_cancel(&s->lookup);
 	auth_wipe(s);
+	relay_abort(&s->relay);
 	if (s->state != S_TLS_HANDSHAKE)
 		reply(s, "421 4.3.2 %s Service shutting down",
 		      s->cfg->hostname);

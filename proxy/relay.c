@@ -1,0 +1,1105 @@
+#include "autoconf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+
+#include "auth_proto.h"
+#include "base64.h"
+#include "conn.h"
+#include "log.h"
+#include "relay.h"
+#include "server.h"
+#include "xalloc.h"
+
+/* RFC 5321 §4.5.3.1.5: a reply line is at most 512 octets with CRLF. */
+#define RELAY_LINE_MAX 510
+#define RELAY_IN_BUF 2048
+/* Data queued for the smarthost past this stops reading from the client. */
+#define RELAY_DATA_HIGH (256 * 1024)
+/* A smarthost that failed is skipped for this long. */
+#define RELAY_DEAD_USEC (60 * USEC_PER_SEC)
+#define RELAY_CLOSE_GRACE_USEC (5 * USEC_PER_SEC)
+#define RELAY_SECRET_MAX 1024
+#define RELAY_DEAD_SLOTS 64
+
+/* Targets */
+
+struct relay_target {
+	char *host;
+	char *port;
+	char *name;			/* "host:port" for logs */
+	struct sockaddr_storage *addrs;
+	socklen_t *lens;
+	size_t n_addrs;
+};
+
+struct relay_targets {
+	struct relay_target *t;
+	size_t n;
+};
+
+struct relay_targets *relay_targets_resolve(const struct config *cfg,
+					    struct config_errors *errs)
+{
+	struct relay_targets *ts = xcalloc(1, sizeof(*ts));
+
+	ts->t = xcalloc(cfg->n_smarthost ? cfg->n_smarthost : 1,
+			sizeof(*ts->t));
+	ts->n = cfg->n_smarthost;
+	for (size_t i = 0; i < cfg->n_smarthost; i++) {
+		const struct config_hostport *h = &cfg->smarthost[i];
+		struct relay_target *t = &ts->t[i];
+		struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
+					  .ai_flags = AI_NUMERICSERV };
+		struct addrinfo *res = NULL, *ai;
+		int r;
+
+		t->host = xstrdup(h->host);
+		t->port = xstrdup(h->port);
+		t->name = xasprintf("%s%s%s:%s", strchr(h->host, ':') ? "[" : "",
+				    h->host, strchr(h->host, ':') ? "]" : "",
+				    h->port);
+		r = getaddrinfo(h->host, h->port, &hints, &res);
+		if (r != 0) {
+			/* Not fatal: DNS may come back; the host counts as
+			 * unreachable until the next reload. */
+			log_warn("%s:%u: smarthost %s: %s", cfg->path, h->line,
+				 t->name, gai_strerror(r));
+			continue;
+		}
+		for (ai = res; ai != NULL; ai = ai->ai_next)
+			t->n_addrs++;
+		t->addrs = xcalloc(t->n_addrs, sizeof(*t->addrs));
+		t->lens = xcalloc(t->n_addrs, sizeof(*t->lens));
+		t->n_addrs = 0;
+		for (ai = res; ai != NULL; ai = ai->ai_next) {
+			if (ai->ai_addrlen > sizeof(t->addrs[0]))
+				continue;
+			memcpy(&t->addrs[t->n_addrs], ai->ai_addr, ai->ai_addrlen);
+			t->lens[t->n_addrs++] = ai->ai_addrlen;
+		}
+		freeaddrinfo(res);
+	}
+	(void)errs;
+	return ts;
+}
+
+void relay_targets_free(struct relay_targets **tsp)
+{
+	struct relay_targets *ts = *tsp;
+
+	if (ts == NULL)
+		return;
+	*tsp = NULL;
+	for (size_t i = 0; i < ts->n; i++) {
+		free(ts->t[i].host);
+		free(ts->t[i].port);
+		free(ts->t[i].name);
+		free(ts->t[i].addrs);
+		free(ts->t[i].lens);
+	}
+	free(ts->t);
+	free(ts);
+}
+
+SSL_CTX *relay_tls_ctx_new(const struct config *cfg,
+			   struct config_errors *errs)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+
+	if (ctx == NULL) {
+		config_errors_add(errs, "%s: cannot create TLS context",
+				  cfg->path);
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS |
+			 SSL_MODE_ENABLE_PARTIAL_WRITE |
+			 SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION |
+			    SSL_OP_NO_RENEGOTIATION);
+	if (cfg->relay_ca_file != NULL) {
+		if (SSL_CTX_load_verify_locations(ctx, cfg->relay_ca_file,
+						  NULL) != 1) {
+			unsigned long e = ERR_get_error();
+
+			config_errors_add(errs, "%s: [relay] ca_file %s: %s",
+					  cfg->path, cfg->relay_ca_file,
+					  ERR_reason_error_string(e) ?
+					  ERR_reason_error_string(e) : "invalid");
+			ERR_clear_error();
+			SSL_CTX_free(ctx);
+			return NULL;
+		}
+	} else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+		ERR_clear_error();
+	}
+	return ctx;
+}
+
+/* Smarthosts that failed recently, shared by every thread. */
+static pthread_mutex_t dead_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	char name[300];
+	uint64_t until;
+} dead[RELAY_DEAD_SLOTS];
+
+static bool target_is_dead(const char *name, uint64_t now)
+{
+	bool r = false;
+
+	pthread_mutex_lock(&dead_lock);
+	for (size_t i = 0; i < RELAY_DEAD_SLOTS; i++)
+		if (dead[i].until > now && strcmp(dead[i].name, name) == 0)
+			r = true;
+	pthread_mutex_unlock(&dead_lock);
+	return r;
+}
+
+static void target_set_dead(const char *name, uint64_t until)
+{
+	size_t slot = 0;
+
+	pthread_mutex_lock(&dead_lock);
+	for (size_t i = 0; i < RELAY_DEAD_SLOTS; i++) {
+		if (strcmp(dead[i].name, name) == 0) {
+			slot = i;
+			break;
+		}
+		if (dead[i].until < dead[slot].until)
+			slot = i;
+	}
+	snprintf(dead[slot].name, sizeof(dead[slot].name), "%s", name);
+	dead[slot].until = until;
+	pthread_mutex_unlock(&dead_lock);
+}
+
+/* The relay */
+
+enum relay_state {
+	R_CONNECTING,
+	R_HANDSHAKE,		/* implicit TLS, or after STARTTLS */
+	R_GREETING,
+	R_EHLO,
+	R_STARTTLS,
+	R_AUTH,			/* AUTH PLAIN sent, or LOGIN password sent */
+	R_AUTH_LOGIN_USER,	/* AUTH LOGIN sent */
+	R_AUTH_LOGIN_PASS,	/* user name sent */
+	R_XCLIENT,
+	R_READY,
+	R_CMD,			/* a command is waiting for its reply */
+	R_DATA,			/* streaming the message */
+	R_DOT,			/* end of data sent */
+	R_CLOSING,		/* detached, QUIT sent */
+	R_DEAD,
+};
+
+struct caps {
+	bool size, eightbitmime, dsn, smtputf8, starttls, xclient;
+	bool auth_plain, auth_login;
+};
+
+struct relay {
+	sd_event *event;
+	struct settings *st;
+	const struct config *cfg;
+	relay_callback *cb;		/* NULL once detached */
+	void *ctx;
+	char *login, *address, *client_ip, *session_id;
+
+	size_t target;			/* index into the targets */
+	int pass;			/* 0: live targets, 1: the others */
+	uint64_t tried;			/* targets tried, a bit each */
+	size_t addr;			/* address of the current target */
+	int fd;
+	sd_event_source *connect_io, *connect_timer, *kick;
+	struct conn *conn;
+	enum relay_state state;
+	bool setting_up;		/* before READY: failures try the next */
+	struct caps caps;
+	bool authenticated;		/* our AUTH at the smarthost succeeded */
+	bool xclient_done;
+	bool data_full;
+
+	int reply_code;
+	unsigned reply_lines;
+	struct relay_reply reply;
+	char fail_reason[RELAY_TEXT_MAX + 1];
+};
+
+static void relay_try_next(struct relay *r);
+static void relay_connect(struct relay *r);
+
+static const struct relay_target *cur_target(const struct relay *r)
+{
+	return &r->st->relay_targets->t[r->target];
+}
+
+const char *relay_host(const struct relay *r)
+{
+	return r->target < r->st->relay_targets->n ? cur_target(r)->name :
+	       "(none)";
+}
+
+static void relay_free(struct relay *r)
+{
+	sd_event_source_disable_unref(r->connect_io);
+	sd_event_source_disable_unref(r->connect_timer);
+	sd_event_source_disable_unref(r->kick);
+	if (r->fd >= 0)
+		close(r->fd);
+	conn_free(&r->conn);
+	free(r->login);
+	free(r->address);
+	free(r->client_ip);
+	free(r->session_id);
+	settings_put(&r->st);
+	sd_event_unref(r->event);
+	free(r);
+}
+
+static void reply_set(struct relay_reply *rep, int code, const char *enh,
+		      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void reply_set(struct relay_reply *rep, int code, const char *enh,
+		      const char *fmt, ...)
+{
+	va_list ap;
+
+	rep->code = code;
+	snprintf(rep->enhanced, sizeof(rep->enhanced), "%s", enh);
+	va_start(ap, fmt);
+	vsnprintf(rep->text, sizeof(rep->text), fmt, ap);
+	va_end(ap);
+}
+
+/* Report to the session; the session may free r in its callback, so
+ * this is the last thing a caller does with r. */
+static void relay_report(struct relay *r, enum relay_event ev,
+			 const struct relay_reply *rep)
+{
+	if (r->cb != NULL)
+		r->cb(r, ev, rep, r->ctx);
+}
+
+static void relay_failed(struct relay *r)
+{
+	struct relay_reply rep;
+
+	r->state = R_DEAD;
+	reply_set(&rep, 451, "4.4.1", "%s", r->fail_reason);
+	if (r->cb == NULL) {
+		relay_free(r);
+		return;
+	}
+	relay_report(r, RELAY_EV_FAILED, &rep);
+}
+
+/* Something went wrong with the connection: drop it (never sending what
+ * is queued), then try the next smarthost if still setting up, or report
+ * the failure. Safe from within a conn callback: the rest happens on
+ * CONN_EV_CLOSED. */
+static void relay_fail(struct relay *r, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void relay_fail(struct relay *r, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (r->state == R_DEAD)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(r->fail_reason, sizeof(r->fail_reason), fmt, ap);
+	va_end(ap);
+	if (r->cb != NULL)
+		log_warn("session=%s smarthost %s: %s", r->session_id,
+			 relay_host(r), r->fail_reason);
+	if (r->conn != NULL) {
+		r->state = R_DEAD;
+		conn_abort(r->conn);
+		return;
+	}
+	if (r->setting_up && r->cb != NULL) {
+		relay_try_next(r);
+		return;
+	}
+	relay_failed(r);
+}
+
+static void send_line(struct relay *r, enum relay_state next,
+		      uint64_t timeout, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void send_line(struct relay *r, enum relay_state next,
+		      uint64_t timeout, const char *fmt, ...)
+{
+	char buf[2048];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf) - 2, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(buf) - 2) {
+		explicit_bzero(buf, sizeof(buf));
+		relay_fail(r, "command too long");
+		return;
+	}
+	buf[n++] = '\r';
+	buf[n++] = '\n';
+	conn_write(r->conn, buf, (size_t)n);
+	explicit_bzero(buf, sizeof(buf));
+	r->state = next;
+	r->reply_lines = 0;
+	conn_set_deadline(r->conn, timeout);
+}
+
+/* Credentials */
+
+static int read_secret(const char *path, char *buf, size_t size)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, size - 1);
+	close(fd);
+	if (n <= 0) {
+		explicit_bzero(buf, size);
+		return -1;
+	}
+	buf[n] = '\0';
+	/* The file's one line, without its newline. */
+	buf[strcspn(buf, "\r\n")] = '\0';
+	return buf[0] != '\0' ? 0 : -1;
+}
+
+static void send_auth_plain(struct relay *r)
+{
+	char secret[RELAY_SECRET_MAX + 1];
+	unsigned char raw[AUTH_USER_MAX + RELAY_SECRET_MAX + 2];
+	char b64[BASE64_ENCODED_LEN(sizeof(raw)) + 1];
+	size_t ulen = strlen(r->cfg->relay_auth_user), plen;
+
+	if (read_secret(r->cfg->relay_auth_password_file, secret,
+			sizeof(secret)) < 0 || ulen > AUTH_USER_MAX) {
+		relay_fail(r, "cannot read [relay] auth_password_file");
+		return;
+	}
+	plen = strlen(secret);
+	/* RFC 4616: authzid (empty) NUL authcid NUL passwd */
+	raw[0] = '\0';
+	memcpy(raw + 1, r->cfg->relay_auth_user, ulen);
+	raw[1 + ulen] = '\0';
+	memcpy(raw + 2 + ulen, secret, plen);
+	base64_encode(raw, 2 + ulen + plen, b64);
+	send_line(r, R_AUTH, r->cfg->command_timeout_usec, "AUTH PLAIN %s", b64);
+	explicit_bzero(secret, sizeof(secret));
+	explicit_bzero(raw, sizeof(raw));
+	explicit_bzero(b64, sizeof(b64));
+}
+
+static void send_login_secret(struct relay *r, bool password)
+{
+	char secret[RELAY_SECRET_MAX + 1];
+	char b64[BASE64_ENCODED_LEN(RELAY_SECRET_MAX) + 1];
+
+	if (password) {
+		if (read_secret(r->cfg->relay_auth_password_file, secret,
+				sizeof(secret)) < 0) {
+			relay_fail(r, "cannot read [relay] auth_password_file");
+			return;
+		}
+	} else {
+		snprintf(secret, sizeof(secret), "%s", r->cfg->relay_auth_user);
+	}
+	base64_encode((const unsigned char *)secret, strlen(secret), b64);
+	send_line(r, password ? R_AUTH : R_AUTH_LOGIN_PASS,
+		  r->cfg->command_timeout_usec, "%s", b64);
+	explicit_bzero(secret, sizeof(secret));
+	explicit_bzero(b64, sizeof(b64));
+}
+
+/* xtext (RFC 3461 §4): '+', '=', controls and non-ASCII as "+XX". */
+static void xtext(char *out, size_t size, const char *in)
+{
+	size_t o = 0;
+
+	for (const unsigned char *p = (const void *)in; *p && o + 4 < size; p++) {
+		if (*p < '!' || *p > '~' || *p == '+' || *p == '=')
+			o += (size_t)snprintf(out + o, size - o, "+%02X", *p);
+		else
+			out[o++] = (char)*p;
+	}
+	out[o] = '\0';
+}
+
+/* Session set-up */
+
+static void after_ehlo(struct relay *r)
+{
+	const struct config *cfg = r->cfg;
+
+	if (cfg->relay_tls == RELAY_TLS_STARTTLS && !conn_is_tls(r->conn)) {
+		if (!r->caps.starttls) {
+			/* Never a silent downgrade to plaintext. */
+			relay_fail(r, "STARTTLS not offered");
+			return;
+		}
+		send_line(r, R_STARTTLS, cfg->command_timeout_usec, "STARTTLS");
+		return;
+	}
+	if (cfg->relay_auth_user != NULL && !r->authenticated) {
+		if (r->caps.auth_plain)
+			send_auth_plain(r);
+		else if (r->caps.auth_login)
+			send_line(r, R_AUTH_LOGIN_USER,
+				  cfg->command_timeout_usec, "AUTH LOGIN");
+		else
+			relay_fail(r, "no AUTH PLAIN or LOGIN offered");
+		return;
+	}
+	if (cfg->xclient && r->caps.xclient && !r->xclient_done) {
+		char login[3 * AUTH_USER_MAX + 1], addr[200];
+
+		/* Postfix XCLIENT_README: the smarthost logs and applies
+		 * policy to the real client. */
+		xtext(login, sizeof(login), r->login);
+		xtext(addr, sizeof(addr), r->client_ip);
+		r->xclient_done = true;
+		send_line(r, R_XCLIENT, cfg->command_timeout_usec,
+			  "XCLIENT LOGIN=%s ADDR=%s%s NAME=[UNAVAILABLE]", login,
+			  strchr(r->client_ip, ':') ? "IPV6:" : "", addr);
+		return;
+	}
+	r->state = R_READY;
+	r->setting_up = false;
+	conn_set_deadline(r->conn, 0);
+	target_set_dead(cur_target(r)->name, 0);
+	log_info("session=%s smarthost %s ready%s%s", r->session_id,
+		 relay_host(r), conn_is_tls(r->conn) ? ", TLS" : "",
+		 r->authenticated ? ", authenticated" : "");
+	relay_report(r, RELAY_EV_READY, NULL);
+}
+
+static void send_ehlo(struct relay *r)
+{
+	memset(&r->caps, 0, sizeof(r->caps));
+	send_line(r, R_EHLO, r->cfg->command_timeout_usec, "EHLO %s",
+		  r->cfg->hostname);
+}
+
+/* One EHLO keyword line (RFC 5321 §4.1.1.1). */
+static void parse_capability(struct relay *r, const char *text)
+{
+	char word[32];
+	size_t n = strcspn(text, " ");
+
+	if (n == 0 || n >= sizeof(word))
+		return;
+	memcpy(word, text, n);
+	word[n] = '\0';
+	if (strcasecmp(word, "SIZE") == 0)
+		r->caps.size = true;
+	else if (strcasecmp(word, "8BITMIME") == 0)
+		r->caps.eightbitmime = true;
+	else if (strcasecmp(word, "DSN") == 0)
+		r->caps.dsn = true;
+	else if (strcasecmp(word, "SMTPUTF8") == 0)
+		r->caps.smtputf8 = true;
+	else if (strcasecmp(word, "STARTTLS") == 0)
+		r->caps.starttls = true;
+	else if (strcasecmp(word, "XCLIENT") == 0)
+		r->caps.xclient = true;
+	else if (strcasecmp(word, "AUTH") == 0) {
+		for (const char *p = text + n; *p != '\0';) {
+			size_t m;
+
+			p += strspn(p, " ");
+			m = strcspn(p, " ");
+			if (m == 5 && strncasecmp(p, "PLAIN", 5) == 0)
+				r->caps.auth_plain = true;
+			if (m == 5 && strncasecmp(p, "LOGIN", 5) == 0)
+				r->caps.auth_login = true;
+			p += m;
+		}
+	}
+}
+
+/* A complete reply arrived in state r->state. */
+static void on_reply(struct relay *r)
+{
+	const struct config *cfg = r->cfg;
+	int code = r->reply.code;
+
+	switch (r->state) {
+	case R_GREETING:
+		if (code != 220) {
+			relay_fail(r, "greeting %d %s", code, r->reply.text);
+			return;
+		}
+		send_ehlo(r);
+		return;
+	case R_EHLO:
+		if (code != 250) {
+			relay_fail(r, "EHLO refused: %d %s", code, r->reply.text);
+			return;
+		}
+		after_ehlo(r);
+		return;
+	case R_STARTTLS:
+		if (code != 220) {
+			relay_fail(r, "STARTTLS refused: %d %s", code,
+				   r->reply.text);
+			return;
+		}
+		r->state = R_HANDSHAKE;
+		conn_start_tls_client(r->conn, r->st->relay_ssl_ctx,
+				      cur_target(r)->host, cfg->relay_tls_verify);
+		conn_set_deadline(r->conn, cfg->relay_connect_timeout_usec);
+		return;
+	case R_AUTH_LOGIN_USER:
+	case R_AUTH_LOGIN_PASS:
+		if (code != 334) {
+			relay_fail(r, "AUTH LOGIN refused: %d %s", code,
+				   r->reply.text);
+			return;
+		}
+		send_login_secret(r, r->state == R_AUTH_LOGIN_PASS);
+		return;
+	case R_AUTH:
+		if (code != 235) {
+			relay_fail(r, "our credential was refused: %d %s", code,
+				   r->reply.text);
+			return;
+		}
+		r->authenticated = true;
+		after_ehlo(r);
+		return;
+	case R_XCLIENT:
+		if (code != 220) {
+			/* Not authorized for XCLIENT: go on without it. */
+			log_warn("session=%s smarthost %s refused XCLIENT: %d %s",
+				 r->session_id, relay_host(r), code,
+				 r->reply.text);
+			after_ehlo(r);
+			return;
+		}
+		/* XCLIENT restarts the session: greet again. */
+		r->authenticated = false;
+		send_ehlo(r);
+		return;
+	case R_CMD:
+	case R_DOT:
+		r->state = (r->state == R_CMD && code == 354) ? R_DATA : R_READY;
+		conn_set_deadline(r->conn, 0);
+		relay_report(r, RELAY_EV_REPLY, &r->reply);
+		return;
+	default:
+		/* A reply nobody asked for (CVE-2020-8794 class). */
+		relay_fail(r, "unexpected reply %d", code);
+		return;
+	}
+}
+
+static bool is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/* "X.Y.Z " with X the class of code (RFC 3463 §2); returns its length
+ * with the space, 0 if text does not start with one. */
+static size_t enhanced_len(const char *text, int code)
+{
+	const char *p = text;
+
+	if (*p != '0' + code / 100 || p[1] != '.')
+		return 0;
+	p += 2;
+	for (int part = 0; part < 2; part++) {
+		size_t n = 0;
+
+		while (is_digit(p[n]) && n < 4)
+			n++;
+		if (n == 0 || n > 3)
+			return 0;
+		p += n;
+		if (part == 0) {
+			if (*p != '.')
+				return 0;
+			p++;
+		}
+	}
+	if (*p != ' ' && *p != '\0')
+		return 0;
+	return (size_t)(p - text) + (*p == ' ');
+}
+
+/* One reply line; 1 when the reply is complete, 0 for more, -1 bad. */
+static int reply_line(struct relay *r, const char *line, size_t len)
+{
+	const char *text;
+	int code;
+	char sep;
+
+	if (len < 3 || !is_digit(line[0]) || !is_digit(line[1]) ||
+	    !is_digit(line[2]))
+		return -1;
+	code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+	if (code < 200 || code > 599)
+		return -1;
+	sep = len > 3 ? line[3] : ' ';
+	if (sep != ' ' && sep != '-')
+		return -1;
+	if (r->reply_lines == 0) {
+		r->reply_code = code;
+	} else if (code != r->reply_code) {
+		return -1;
+	}
+	if (++r->reply_lines > RELAY_REPLY_LINES)
+		return -1;
+	text = len > 4 ? line + 4 : "";
+	if (r->reply_lines == 1) {
+		size_t e = enhanced_len(text, code), o = 0;
+
+		r->reply.code = code;
+		if (e > 0) {
+			snprintf(r->reply.enhanced, sizeof(r->reply.enhanced),
+				 "%.*s", (int)(e - (text[e - 1] == ' ')), text);
+			text += e;
+		} else {
+			snprintf(r->reply.enhanced, sizeof(r->reply.enhanced),
+				 "%d.0.0", code / 100);
+		}
+		/* Only printable ASCII reaches the client or the log. */
+		for (; *text != '\0' && o < RELAY_TEXT_MAX; text++)
+			r->reply.text[o++] = (*text >= ' ' && *text <= '~') ?
+					     *text : '?';
+		r->reply.text[o] = '\0';
+	} else if (r->state == R_EHLO) {
+		parse_capability(r, text);
+	}
+	return sep == ' ' ? 1 : 0;
+}
+
+static void on_input(struct relay *r)
+{
+	struct line_reader *lr = conn_input(r->conn);
+
+	for (;;) {
+		enum line_status ls;
+		char *line;
+		size_t len;
+		int done;
+
+		if (r->state == R_DEAD)
+			return;
+		ls = line_reader_next(lr, &line, &len);
+		if (ls == LINE_NONE)
+			return;
+		if (r->state == R_CLOSING)
+			continue;
+		if (ls == LINE_TOO_LONG) {
+			relay_fail(r, "reply line over 512 octets");
+			return;
+		}
+		if (r->state == R_READY || r->state == R_DATA ||
+		    r->state == R_HANDSHAKE || r->state == R_CONNECTING) {
+			relay_fail(r, "reply without a command");
+			return;
+		}
+		done = reply_line(r, line, len);
+		if (done < 0) {
+			relay_fail(r, "malformed reply");
+			return;
+		}
+		if (done > 0)
+			on_reply(r);
+		/* on_reply may have started TLS: what follows in the buffer
+		 * is gone, as it must be (RFC 3207 §4.2, client side). */
+		if (r->state == R_HANDSHAKE)
+			return;
+	}
+}
+
+static void on_conn_event(struct conn *c, enum conn_event ev, void *ctx)
+{
+	struct relay *r = ctx;
+
+	switch (ev) {
+	case CONN_EV_INPUT:
+		on_input(r);
+		break;
+	case CONN_EV_FLUSHED:
+		if (r->state == R_DATA && r->data_full) {
+			r->data_full = false;
+			relay_report(r, RELAY_EV_DRAINED, NULL);
+		}
+		break;
+	case CONN_EV_TLS_READY:
+		if (r->cfg->relay_tls == RELAY_TLS_TLS) {
+			/* Implicit TLS (RFC 8314): the greeting comes now. */
+			r->state = R_GREETING;
+			r->reply_lines = 0;
+			conn_set_deadline(r->conn, r->cfg->command_timeout_usec);
+		} else {
+			/* RFC 3207 §4.2: start over with EHLO. */
+			send_ehlo(r);
+		}
+		break;
+	case CONN_EV_TIMEOUT:
+		relay_fail(r, "timeout");
+		break;
+	case CONN_EV_CLOSED:
+		conn_free(&r->conn);
+		if (r->state == R_CLOSING || r->cb == NULL) {
+			relay_free(r);
+			return;
+		}
+		if (r->state != R_DEAD)
+			snprintf(r->fail_reason, sizeof(r->fail_reason),
+				 "connection lost");
+		if (r->setting_up) {
+			relay_try_next(r);
+			return;
+		}
+		relay_failed(r);
+		break;
+	}
+}
+
+/* Connecting */
+
+static void connect_cleanup(struct relay *r)
+{
+	r->connect_io = sd_event_source_disable_unref(r->connect_io);
+	sd_event_source_set_enabled(r->connect_timer, SD_EVENT_OFF);
+	if (r->fd >= 0)
+		close(r->fd);
+	r->fd = -1;
+}
+
+static void connected(struct relay *r)
+{
+	int fd = r->fd;
+
+	r->connect_io = sd_event_source_disable_unref(r->connect_io);
+	sd_event_source_set_enabled(r->connect_timer, SD_EVENT_OFF);
+	r->fd = -1;
+	r->conn = conn_new(r->event, fd, RELAY_IN_BUF, RELAY_LINE_MAX,
+			   on_conn_event, r);
+	if (r->conn == NULL) {
+		relay_fail(r, "cannot set up connection");
+		return;
+	}
+	if (r->cfg->relay_tls == RELAY_TLS_TLS) {
+		r->state = R_HANDSHAKE;
+		conn_start_tls_client(r->conn, r->st->relay_ssl_ctx,
+				      cur_target(r)->host,
+				      r->cfg->relay_tls_verify);
+		conn_set_deadline(r->conn, r->cfg->relay_connect_timeout_usec);
+	} else {
+		r->state = R_GREETING;
+		r->reply_lines = 0;
+		conn_set_deadline(r->conn, r->cfg->command_timeout_usec);
+	}
+}
+
+static int on_connect_io(sd_event_source *s, int fd, uint32_t revents,
+			 void *userdata)
+{
+	struct relay *r = userdata;
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		err = errno;
+	if (err != 0) {
+		log_info("session=%s smarthost %s: connect: %s", r->session_id,
+			 relay_host(r), strerror(err));
+		connect_cleanup(r);
+		r->addr++;
+		relay_connect(r);
+		return 0;
+	}
+	connected(r);
+	return 0;
+}
+
+static int on_connect_timeout(sd_event_source *s, uint64_t usec,
+			      void *userdata)
+{
+	struct relay *r = userdata;
+
+	log_info("session=%s smarthost %s: connect timed out", r->session_id,
+		 relay_host(r));
+	connect_cleanup(r);
+	r->addr++;
+	relay_connect(r);
+	return 0;
+}
+
+/* Try the current target's next address, or move on to the next target. */
+static void relay_connect(struct relay *r)
+{
+	const struct relay_targets *ts = r->st->relay_targets;
+
+	for (;;) {
+		const struct relay_target *t;
+		uint64_t now = 0;
+
+		if (r->target >= ts->n) {
+			if (r->pass == 0) {
+				/* Every live one failed: try those marked
+				 * dead too, rather than give up unasked. */
+				r->pass = 1;
+				r->target = 0;
+				r->addr = 0;
+				continue;
+			}
+			r->setting_up = false;
+			if (r->fail_reason[0] == '\0')
+				snprintf(r->fail_reason, sizeof(r->fail_reason),
+					 "no smarthost reachable");
+			relay_failed(r);
+			return;
+		}
+		t = &ts->t[r->target];
+		sd_event_now(r->event, CLOCK_MONOTONIC, &now);
+		if (r->addr == 0) {
+			uint64_t bit = 1ULL << (r->target % 64);
+			bool skip = r->pass == 0 ? target_is_dead(t->name, now)
+						 : (r->tried & bit) != 0;
+
+			if (skip) {
+				/* Pass 0 takes the live ones, pass 1 the
+				 * ones skipped as dead. */
+				r->target++;
+				continue;
+			}
+			r->tried |= bit;
+		}
+		if (r->addr >= t->n_addrs) {
+			if (t->n_addrs > 0 || r->pass == 0)
+				target_set_dead(t->name, now + RELAY_DEAD_USEC);
+			r->target++;
+			r->addr = 0;
+			continue;
+		}
+		r->fd = socket(t->addrs[r->addr].ss_family,
+			       SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (r->fd < 0) {
+			r->addr++;
+			continue;
+		}
+		r->state = R_CONNECTING;
+		if (connect(r->fd, (const struct sockaddr *)&t->addrs[r->addr],
+			    t->lens[r->addr]) == 0) {
+			connected(r);
+			return;
+		}
+		if (errno != EINPROGRESS) {
+			log_info("session=%s smarthost %s: connect: %s",
+				 r->session_id, t->name, strerror(errno));
+			connect_cleanup(r);
+			r->addr++;
+			continue;
+		}
+		if (sd_event_add_io(r->event, &r->connect_io, r->fd, EPOLLOUT,
+				    on_connect_io, r) < 0) {
+			connect_cleanup(r);
+			r->addr++;
+			continue;
+		}
+		sd_event_source_set_time_relative(r->connect_timer,
+						  r->cfg->relay_connect_timeout_usec);
+		sd_event_source_set_enabled(r->connect_timer, SD_EVENT_ONESHOT);
+		return;
+	}
+}
+
+/* The current target failed during set-up: mark it and go on. */
+static void relay_try_next(struct relay *r)
+{
+	uint64_t now = 0;
+
+	sd_event_now(r->event, CLOCK_MONOTONIC, &now);
+	target_set_dead(cur_target(r)->name, now + RELAY_DEAD_USEC);
+	conn_free(&r->conn);
+	connect_cleanup(r);
+	r->target++;
+	r->addr = 0;
+	r->authenticated = false;
+	r->xclient_done = false;
+	relay_connect(r);
+}
+
+static int on_kick(sd_event_source *s, void *userdata)
+{
+	relay_connect(userdata);
+	return 0;
+}
+
+struct relay *relay_open(sd_event *event, struct settings *st,
+			 const struct relay_identity *id,
+			 relay_callback *cb, void *ctx)
+{
+	struct relay *r = xcalloc(1, sizeof(*r));
+
+	r->event = sd_event_ref(event);
+	atomic_fetch_add(&st->refs, 1);
+	r->st = st;
+	r->cfg = st->cfg;
+	r->cb = cb;
+	r->ctx = ctx;
+	r->fd = -1;
+	r->login = xstrdup(id->login);
+	r->address = id->address ? xstrdup(id->address) : NULL;
+	r->client_ip = xstrdup(id->client_ip);
+	r->session_id = xstrdup(id->session_id);
+	r->setting_up = true;
+	r->state = R_CONNECTING;
+	if (sd_event_add_time_relative(event, &r->connect_timer,
+				       CLOCK_MONOTONIC, UINT64_MAX / 2, 0,
+				       on_connect_timeout, r) < 0 ||
+	    sd_event_add_defer(event, &r->kick, on_kick, r) < 0) {
+		relay_free(r);
+		return NULL;
+	}
+	sd_event_source_set_enabled(r->connect_timer, SD_EVENT_OFF);
+	/* Connect from the loop: the callback never runs inside this call. */
+	sd_event_source_set_enabled(r->kick, SD_EVENT_ONESHOT);
+	return r;
+}
+
+void relay_abort(struct relay **rp)
+{
+	struct relay *r = *rp;
+
+	if (r == NULL)
+		return;
+	*rp = NULL;
+	r->cb = NULL;
+	r->ctx = NULL;
+	if (r->conn != NULL) {
+		/* Freed on CONN_EV_CLOSED: this may run inside one of the
+		 * connection's own callbacks. */
+		r->state = R_DEAD;
+		conn_abort(r->conn);
+		return;
+	}
+	relay_free(r);
+}
+
+void relay_close(struct relay **rp)
+{
+	struct relay *r = *rp;
+
+	if (r == NULL)
+		return;
+	if (r->state != R_READY || r->conn == NULL) {
+		relay_abort(rp);
+		return;
+	}
+	*rp = NULL;
+	r->cb = NULL;
+	r->ctx = NULL;
+	conn_write(r->conn, "QUIT\r\n", 6);
+	r->state = R_CLOSING;
+	conn_close_after_flush(r->conn);
+	conn_set_deadline(r->conn, RELAY_CLOSE_GRACE_USEC);
+}
+
+int relay_mail(struct relay *r, const struct smtp_mail_args *m,
+	       struct relay_reply *rep)
+{
+	char params[1200] = "", env[SMTP_XTEXT_MAX + 1];
+	size_t o = 0;
+
+	if (m->smtputf8 && !r->caps.smtputf8) {
+		reply_set(rep, 553, "5.6.7",
+			  "The smarthost does not support SMTPUTF8");
+		return -1;
+	}
+#define ADD(...) o += (size_t)snprintf(params + o, sizeof(params) - o, __VA_ARGS__)
+	if (m->has_size && r->caps.size)
+		ADD(" SIZE=%llu", (unsigned long long)m->size);
+	if (m->body == SMTP_BODY_8BITMIME && r->caps.eightbitmime)
+		ADD(" BODY=8BITMIME");
+	else if (m->body == SMTP_BODY_7BIT && r->caps.eightbitmime)
+		ADD(" BODY=7BIT");
+	if (m->smtputf8)
+		ADD(" SMTPUTF8");
+	if (r->caps.dsn && m->ret[0] != '\0')
+		ADD(" RET=%s", m->ret);
+	if (r->caps.dsn && m->envid[0] != '\0')
+		ADD(" ENVID=%s", m->envid);
+	if (r->authenticated) {
+		/* RFC 4954 §5: who submitted it, never the client's claim. */
+		if (r->address != NULL) {
+			xtext(env, sizeof(env), r->address);
+			ADD(" AUTH=%s", env);
+		} else {
+			ADD(" AUTH=<>");
+		}
+	}
+#undef ADD
+	send_line(r, R_CMD, r->cfg->command_timeout_usec, "MAIL FROM:<%s>%s",
+		  m->path, params);
+	return 0;
+}
+
+void relay_rcpt(struct relay *r, const struct smtp_rcpt_args *rc)
+{
+	char params[SMTP_XTEXT_MAX + 100] = "";
+	size_t o = 0;
+
+	if (r->caps.dsn && rc->notify[0] != '\0')
+		o += (size_t)snprintf(params + o, sizeof(params) - o,
+				      " NOTIFY=%s", rc->notify);
+	if (r->caps.dsn && rc->orcpt[0] != '\0')
+		o += (size_t)snprintf(params + o, sizeof(params) - o,
+				      " ORCPT=%s", rc->orcpt);
+	send_line(r, R_CMD, r->cfg->command_timeout_usec, "RCPT TO:<%s>%s",
+		  rc->path, params);
+}
+
+void relay_rset(struct relay *r)
+{
+	send_line(r, R_CMD, r->cfg->command_timeout_usec, "RSET");
+}
+
+void relay_data(struct relay *r)
+{
+	send_line(r, R_CMD, r->cfg->command_timeout_usec, "DATA");
+}
+
+void relay_data_write(struct relay *r, const char *buf, size_t len)
+{
+	conn_write(r->conn, buf, len);
+	if (conn_output_pending(r->conn) > RELAY_DATA_HIGH)
+		r->data_full = true;
+	/* A smarthost that stops reading is cut off like a client. */
+	conn_set_deadline(r->conn, r->cfg->data_timeout_usec);
+}
+
+bool relay_data_full(const struct relay *r)
+{
+	return r->data_full;
+}
+
+void relay_data_end(struct relay *r)
+{
+	/* RFC 5321 §4.1.1.4: the one and only end of data. */
+	send_line(r, R_DOT, r->cfg->data_timeout_usec, ".");
+}

@@ -1,0 +1,97 @@
+/* The relay client: one SMTP connection to a smarthost per client
+ * session, opened at the first MAIL FROM. It connects to the first
+ * reachable [relay] smarthost (a failed one is skipped for a while), reads
+ * the greeting, speaks EHLO, STARTTLS or implicit TLS with certificate
+ * verification when configured (a failure is a failure, never a
+ * plaintext fallback), AUTH PLAIN or LOGIN with the proxy's own
+ * credential, and XCLIENT when configured and offered. Commands upstream
+ * are rebuilt from parsed fields, one at a time; every reply is parsed
+ * with hard limits (RFC 5321 §4.5.3.1.5: 512 octets a line; at most
+ * RELAY_REPLY_LINES lines) and anything malformed fails the relay. */
+#ifndef AUTHRELAY_RELAY_H
+#define AUTHRELAY_RELAY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include <openssl/ssl.h>
+#include <systemd/sd-event.h>
+
+#include "config.h"
+#include "smtp_cmd.h"
+
+#define RELAY_REPLY_LINES 100
+#define RELAY_TEXT_MAX 400
+
+struct relay;
+struct settings;
+
+struct relay_reply {
+	int code;			/* 200..599 */
+	char enhanced[16];		/* "2.1.5"; synthesized if absent */
+	char text[RELAY_TEXT_MAX + 1];	/* first line, printable ASCII */
+};
+
+enum relay_event {
+	RELAY_EV_READY,		/* connected, TLS and AUTH done */
+	RELAY_EV_REPLY,		/* the reply to the pending command */
+	RELAY_EV_DRAINED,	/* data output fell below the high mark */
+	RELAY_EV_FAILED,	/* gone: connect, TLS, protocol or I/O */
+};
+
+/* rep is set for REPLY and, with the reason, for FAILED. */
+typedef void relay_callback(struct relay *r, enum relay_event ev,
+			    const struct relay_reply *rep, void *ctx);
+
+struct relay_identity {
+	const char *login;	/* the authenticated user */
+	const char *address;	/* for MAIL AUTH=, NULL if none */
+	const char *client_ip;
+	const char *session_id;
+};
+
+/* Resolved smarthosts, part of the settings (resolved at load and
+ * reload, never on the event loop). */
+struct relay_targets;
+struct relay_targets *relay_targets_resolve(const struct config *cfg,
+					    struct config_errors *errs);
+void relay_targets_free(struct relay_targets **t);
+/* The client TLS context for smarthosts ([relay] ca_file or the system
+ * store). */
+SSL_CTX *relay_tls_ctx_new(const struct config *cfg,
+			   struct config_errors *errs);
+
+/* Start connecting; RELAY_EV_READY or RELAY_EV_FAILED follows. The
+ * identity strings are copied. */
+struct relay *relay_open(sd_event *event, struct settings *st,
+			 const struct relay_identity *id,
+			 relay_callback *cb, void *ctx);
+/* Drop the connection at once, without QUIT and without ending a DATA
+ * in progress: the smarthost keeps nothing of an unfinished message. */
+void relay_abort(struct relay **r);
+/* Polite end (QUIT), in the background; the callback is not called
+ * again. */
+void relay_close(struct relay **r);
+
+/* One command at a time; each gets RELAY_EV_REPLY (or FAILED). A 4xx/5xx
+ * reply is not a failure of the relay. */
+/* Returns 0, or -1 with *rep set when the command cannot be sent as asked
+ * (e.g. SMTPUTF8 to a smarthost without it): then no command is sent. */
+int relay_mail(struct relay *r, const struct smtp_mail_args *mail,
+	       struct relay_reply *rep);
+void relay_rcpt(struct relay *r, const struct smtp_rcpt_args *rcpt);
+void relay_rset(struct relay *r);
+/* DATA; on a 354 the relay streams. */
+void relay_data(struct relay *r);
+void relay_data_write(struct relay *r, const char *buf, size_t len);
+/* True while the data not yet written to the smarthost is over the high
+ * mark: stop feeding until RELAY_EV_DRAINED. */
+bool relay_data_full(const struct relay *r);
+/* Send the end of data; RELAY_EV_REPLY carries the smarthost's verdict. */
+void relay_data_end(struct relay *r);
+
+/* Names for logs and the Received header. */
+const char *relay_host(const struct relay *r);
+
+#endif
