@@ -28,9 +28,12 @@
  *   with `prepend` (our own header lines, already CRLF-terminated) first,
  *   and every field whose name equals `drop_header` (case-insensitive;
  *   whitespace before the colon allowed; with all its folded continuation
- *   lines) removed. A header section over DATA_FILTER_HEADER_MAX is
- *   emitted as it stands at that point (fields dropped) and the rest of
- *   the message streams as body.
+ *   lines; a fold before the colon counts as whitespace) removed. Past
+ *   DATA_FILTER_HEADER_MAX the held part is released and the rest of the
+ *   header section streams, fields still dropped up to the real empty
+ *   line (else filler could push a forged field past the cap). A
+ *   continuation line at the very start of the message is dropped: it
+ *   would otherwise continue our own last prepended field.
  * - A message that ends inside its header section (no empty line) gets
  *   its headers emitted at the end; an empty message gets just `prepend`.
  * - The body is emitted as it comes (no line is held longer than needed
@@ -80,7 +83,8 @@ enum data_filter_status data_filter_feed(struct data_filter *df,
 
 /* Octets counted so far (the message as unstuffed). */
 uint64_t data_filter_size(const struct data_filter *df);
-/* True while no output was emitted because of an error or the end. */
+/* True once the message is marked TOO_BIG or BARE_NEWLINE (output has
+ * stopped), even before the end is seen. */
 bool data_filter_failed(const struct data_filter *df);
 
 #endif
