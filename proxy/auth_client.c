@@ -62,8 +62,7 @@ static void pool_schedule(struct auth_pool *p)
 
 static void lookup_free(struct auth_lookup *l)
 {
-	explicit_bzero(&l->req, sizeof(l->req));
-	free(l);
+	free_secret(l, sizeof(*l));
 }
 
 static void lookup_finish(struct auth_lookup *l, const struct auth_reply *rep)
