@@ -18,6 +18,7 @@
 #include <systemd/sd-journal.h>
 
 #include "config.h"
+#include "auth_cache.h"
 #include "listen.h"
 #include "log.h"
 #include "relay.h"
@@ -202,6 +203,8 @@ static int on_sighup(sd_event_source *src, const struct signalfd_siginfo *si,
 				 "the next restart");
 		settings_put(&old);
 		settings_publish(st);
+		/* Groups, backends or the directory may have changed. */
+		auth_cache_clear();
 		servers_reload();
 		log_notice("configuration reloaded");
 	}
@@ -302,6 +305,9 @@ int main(int argc, char **argv)
 		fatal("%s: proxy_protocol = yes is not supported by this "
 		      "version", config_path);
 	settings_publish(st);
+	if (auth_cache_init() < 0)
+		log_warn("no randomness for the credential cache key: "
+			 "cache disabled");
 
 	/* Workers are reaped by the kernel; writes to a closed peer are
 	 * errors, not signals. */

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "auth_cache.h"
 #include "auth_client.h"
 #include "conn.h"
 #include "data_filter.h"
@@ -75,6 +76,8 @@ struct smtp_session {
 	bool stopping;
 	char user[AUTH_USER_MAX + 1];		/* canonical, once authenticated */
 	char login_user[AUTH_USER_MAX + 1];	/* name being authenticated */
+	unsigned char pw_hash[AUTH_CACHE_HASH_LEN];	/* for the cache */
+	bool pw_hash_set;
 
 	bool in_transaction;
 	struct smtp_mail_args mail;
@@ -258,6 +261,8 @@ static void on_tls_ready(struct smtp_session *s)
 static void auth_wipe(struct smtp_session *s)
 {
 	explicit_bzero(s->login_user, sizeof(s->login_user));
+	explicit_bzero(s->pw_hash, sizeof(s->pw_hash));
+	s->pw_hash_set = false;
 }
 
 static void on_auth_delay(struct smtp_session *s)
@@ -303,8 +308,17 @@ static void on_auth_reply(const struct auth_reply *rep, void *ctx)
 		snprintf(s->user, sizeof(s->user), "%s",
 			 rep->user[0] ? rep->user : s->login_user);
 		atomic_fetch_add(&stats.auth_ok, 1);
-		slog(s, LOG_LVL_INFO, "auth ok user=\"%s\" login=\"%s\"",
-		     s->user, s->login_user);
+		slog(s, LOG_LVL_INFO, "auth ok user=\"%s\" login=\"%s\"%s",
+		     s->user, s->login_user,
+		     strcmp(rep->reason, "cached") == 0 ? " cached=yes" : "");
+		if (s->pw_hash_set) {
+			uint64_t now = 0;
+
+			sd_event_now(server_event(s->thread), CLOCK_MONOTONIC,
+				     &now);
+			auth_cache_store(s->login_user, s->pw_hash, rep, now,
+					 s->cfg->cache_ttl_usec);
+		}
 		for (size_t i = 0; i < rep->n_address; i++)
 			slog(s, LOG_LVL_DEBUG, "user=\"%s\" address=\"%s\"",
 			     s->user, rep->address[i]);
@@ -318,6 +332,9 @@ static void on_auth_reply(const struct auth_reply *rep, void *ctx)
 		reply(s, "235 2.7.0 Authentication successful");
 		break;
 	case AUTH_PERMFAIL:
+		/* A refused password for a cached name: the directory has
+		 * changed or someone guesses; either way, ask it next time. */
+		auth_cache_forget(s->login_user);
 		auth_refuse(s, rep->reason[0] ? rep->reason : "refused");
 		return;
 	case AUTH_TEMPFAIL:
@@ -343,6 +360,20 @@ static void auth_submit(struct smtp_session *s, struct sasl_credentials *cr)
 		explicit_bzero(cr, sizeof(*cr));
 		auth_refuse(s, "empty password");
 		return;
+	}
+	if (s->cfg->cache_ttl_usec > 0 &&
+	    auth_cache_hash(cr->user, cr->password, s->pw_hash) == 0) {
+		struct auth_reply rep;
+		uint64_t now = 0;
+
+		sd_event_now(server_event(s->thread), CLOCK_MONOTONIC, &now);
+		s->pw_hash_set = true;
+		if (auth_cache_lookup(cr->user, s->pw_hash, now, &rep)) {
+			explicit_bzero(cr, sizeof(*cr));
+			s->pw_hash_set = false;	/* already stored */
+			on_auth_reply(&rep, s);
+			return;
+		}
 	}
 	s->state = S_AUTH_PENDING;
 	conn_set_deadline(s->conn, 0);

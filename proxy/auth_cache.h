@@ -1,0 +1,38 @@
+/* The credential cache: successful logins remembered for [auth] cache_ttl,
+ * shared by every loop thread, so a hit never reaches an auth worker (nor
+ * PAM, nor the directory). An entry holds the login name, a keyed hash
+ * (HMAC-SHA-256 under a random key made at start-up, never stored) of
+ * the password, the canonical name and the user's addresses; never the
+ * password. A failed login for a cached name drops its entry; a reload
+ * drops them all. */
+#ifndef AUTHRELAY_AUTH_CACHE_H
+#define AUTHRELAY_AUTH_CACHE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "auth_proto.h"
+
+/* Make the key; once, before any thread uses the cache. -1 if no
+ * randomness could be had (then the cache stays off). */
+int auth_cache_init(void);
+
+#define AUTH_CACHE_HASH_LEN 32
+
+/* The keyed hash of login and password, computed once per AUTH: the
+ * session keeps it (not the password) until the worker answers. */
+int auth_cache_hash(const char *login, const char *password,
+		    unsigned char out[AUTH_CACHE_HASH_LEN]);
+/* On a hit, fills rep (result AUTH_OK, user, addresses) and returns
+ * true. now: CLOCK_MONOTONIC usec. */
+bool auth_cache_lookup(const char *login,
+		       const unsigned char hash[AUTH_CACHE_HASH_LEN],
+		       uint64_t now, struct auth_reply *rep);
+void auth_cache_store(const char *login,
+		      const unsigned char hash[AUTH_CACHE_HASH_LEN],
+		      const struct auth_reply *rep, uint64_t now, uint64_t ttl);
+void auth_cache_forget(const char *login);
+void auth_cache_clear(void);
+unsigned auth_cache_size(void);
+
+#endif
