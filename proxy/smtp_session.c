@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "audit.h"
 #include "auth_cache.h"
 #include "auth_client.h"
 #include "conn.h"
@@ -65,6 +66,8 @@ struct smtp_session {
 	struct auth_lookup *lookup;
 
 	unsigned long id;
+	char sid[24];
+	uint64_t start_usec;
 	struct sockaddr_storage addr;
 	char client_ip[INET6_ADDRSTRLEN];
 	unsigned client_port;
@@ -107,6 +110,10 @@ static void session_destroy(struct smtp_session *s);
 #define slog(s, level, fmt, ...) \
 	log_msg(level, "session=%lu client=%s " fmt, (s)->id, (s)->client_ip, \
 		##__VA_ARGS__)
+/* An audit record of this session: its id and client come first. */
+#define saudit(s, level, event, ...) \
+	audit(level, event, "session", (s)->sid, "client", (s)->client_ip, \
+	      __VA_ARGS__, NULL)
 
 /* Replies */
 
@@ -150,8 +157,10 @@ static void reply_error(struct smtp_session *s, const char *fmt, ...)
 	va_end(ap);
 	reply(s, "%s", buf);
 	if (++s->bad_commands >= s->cfg->max_bad_commands) {
-		slog(s, LOG_LVL_NOTICE, "too many errors (%u), disconnecting",
-		     s->bad_commands);
+		char n[16];
+
+		snprintf(n, sizeof(n), "%u", s->bad_commands);
+		saudit(s, LOG_LVL_NOTICE, "too-many-errors", "errors", n);
 		reply(s, "421 4.7.0 %s Too many errors, closing connection",
 		      s->cfg->hostname);
 		session_close(s);
@@ -244,8 +253,8 @@ static void cmd_starttls(struct smtp_session *s, const char *args)
 
 static void on_tls_ready(struct smtp_session *s)
 {
-	slog(s, LOG_LVL_INFO, "tls version=%s cipher=%s",
-	     conn_tls_version(s->conn), conn_tls_cipher(s->conn));
+	saudit(s, LOG_LVL_INFO, "tls", "version", conn_tls_version(s->conn),
+	       "cipher", conn_tls_cipher(s->conn));
 	/* RFC 3207 §4.2: forget everything learnt before TLS. */
 	s->helo = HELO_NONE;
 	s->helo_name[0] = '\0';
@@ -285,8 +294,9 @@ static void auth_refuse(struct smtp_session *s, const char *reason)
 {
 	s->auth_failures++;
 	atomic_fetch_add(&stats.auth_failed, 1);
-	slog(s, LOG_LVL_NOTICE, "auth failed user=\"%s\" reason=\"%s\"",
-	     s->login_user, reason);
+	/* fail2ban: contrib/fail2ban matches this record's client=. */
+	saudit(s, LOG_LVL_NOTICE, "auth-failure", "user", s->login_user,
+	       "reason", reason);
 	auth_wipe(s);
 	s->state = S_AUTH_DELAY;
 	if (s->cfg->failure_delay_usec == 0) {
@@ -308,9 +318,9 @@ static void on_auth_reply(const struct auth_reply *rep, void *ctx)
 		snprintf(s->user, sizeof(s->user), "%s",
 			 rep->user[0] ? rep->user : s->login_user);
 		atomic_fetch_add(&stats.auth_ok, 1);
-		slog(s, LOG_LVL_INFO, "auth ok user=\"%s\" login=\"%s\"%s",
-		     s->user, s->login_user,
-		     strcmp(rep->reason, "cached") == 0 ? " cached=yes" : "");
+		saudit(s, LOG_LVL_INFO, "auth-ok", "user", s->user,
+		       "login", s->login_user, "cached",
+		       strcmp(rep->reason, "cached") == 0 ? "yes" : "no");
 		if (s->pw_hash_set) {
 			uint64_t now = 0;
 
@@ -340,8 +350,8 @@ static void on_auth_reply(const struct auth_reply *rep, void *ctx)
 	case AUTH_TEMPFAIL:
 	default:
 		atomic_fetch_add(&stats.auth_tempfail, 1);
-		slog(s, LOG_LVL_WARNING, "auth tempfail user=\"%s\" reason=\"%s\"",
-		     s->login_user, rep->reason);
+		saudit(s, LOG_LVL_WARNING, "auth-tempfail", "user",
+		       s->login_user, "reason", rep->reason);
 		auth_wipe(s);
 		s->state = S_CMD;
 		reply(s, "454 4.7.0 Temporary authentication failure");
@@ -578,13 +588,23 @@ static void end_of_data(struct smtp_session *s, const struct relay_reply *rep)
 {
 	uint64_t now = 0;
 
+	char rcpts[16], size[24], code[32], ms[24], *qid;
+
 	sd_event_now(server_event(s->thread), CLOCK_MONOTONIC, &now);
-	slog(s, rep->code / 100 == 2 ? LOG_LVL_INFO : LOG_LVL_NOTICE,
-	     "message user=\"%s\" from=<%s> rcpts=%u size=%llu smarthost=%s "
-	     "reply=\"%d %s %s\" duration=%llums", s->user, s->mail.path,
-	     s->n_rcpt, (unsigned long long)(s->df ? data_filter_size(s->df) : 0),
-	     s->relay ? relay_host(s->relay) : "-", rep->code, rep->enhanced,
-	     rep->text, (unsigned long long)((now - s->data_start) / 1000));
+	snprintf(rcpts, sizeof(rcpts), "%u", s->n_rcpt);
+	snprintf(size, sizeof(size), "%llu",
+		 (unsigned long long)(s->df ? data_filter_size(s->df) : 0));
+	snprintf(code, sizeof(code), "%d %s", rep->code, rep->enhanced);
+	snprintf(ms, sizeof(ms), "%llu",
+		 (unsigned long long)((now - s->data_start) / 1000));
+	/* Postfix, Exchange and most others: "... queued as ID". */
+	qid = strstr(rep->text, "queued as ");
+	saudit(s, rep->code / 100 == 2 ? LOG_LVL_INFO : LOG_LVL_NOTICE,
+	       "message", "user", s->user, "from", s->mail.path,
+	       "rcpts", rcpts, "size", size,
+	       "smarthost", s->relay ? relay_host(s->relay) : NULL,
+	       "reply", code, "reply_text", rep->text,
+	       "queue_id", qid ? qid + 10 : NULL, "duration_ms", ms);
 	if (rep->code / 100 == 2)
 		s->n_messages++;
 	reply_relayed(s, rep);
@@ -616,7 +636,8 @@ static void on_relay_event(struct relay *r, enum relay_event ev,
 		}
 		if (p == P_NONE)
 			return;	/* idle: the next MAIL reconnects */
-		slog(s, LOG_LVL_WARNING, "relay failed: %s", rep->text);
+		saudit(s, LOG_LVL_WARNING, "relay-failure", "user", s->user,
+		       "reason", rep->text);
 		transaction_reset(s);
 		s->state = S_CMD;
 		/* SPEC: a smarthost that cannot be reached is 451 4.4.1. */
@@ -876,8 +897,9 @@ static void data_process(struct smtp_session *s)
 		s->state = S_CMD;
 		conn_set_deadline(s->conn, s->cfg->command_timeout_usec);
 		if (s->data_refused) {
-			slog(s, LOG_LVL_WARNING, "message not relayed: "
-			     "smarthost lost during DATA");
+			saudit(s, LOG_LVL_WARNING, "message-refused", "user",
+			       s->user, "from", s->mail.path,
+			       "reason", "smarthost lost during DATA");
 			transaction_reset(s);
 			reply(s, "451 4.4.1 Smarthost connection lost, try again later");
 			return;
@@ -886,9 +908,10 @@ static void data_process(struct smtp_session *s)
 			/* Never end the data upstream: the smarthost drops
 			 * the unfinished message with the connection. */
 			relay_abort(&s->relay);
-			slog(s, LOG_LVL_NOTICE, "message refused: %s",
-			     st == DATA_FILTER_TOO_BIG ? "too big"
-			     : "bare CR or LF");
+			saudit(s, LOG_LVL_NOTICE, "message-refused", "user",
+			       s->user, "from", s->mail.path, "reason",
+			       st == DATA_FILTER_TOO_BIG ? "too big"
+			       : "bare CR or LF");
 			transaction_reset(s);
 			if (st == DATA_FILTER_TOO_BIG)
 				reply(s, "552 5.3.4 Message size exceeds fixed limit");
@@ -1057,15 +1080,15 @@ static void on_timeout(struct smtp_session *s)
 {
 	switch (s->state) {
 	case S_CLOSING:
-		slog(s, LOG_LVL_INFO, "close timed out");
+		saudit(s, LOG_LVL_INFO, "timeout", "state", "closing");
 		session_destroy(s);
 		return;
 	case S_TLS_HANDSHAKE:
-		slog(s, LOG_LVL_NOTICE, "TLS handshake timed out");
+		saudit(s, LOG_LVL_NOTICE, "timeout", "state", "tls-handshake");
 		session_destroy(s);
 		return;
 	default:
-		slog(s, LOG_LVL_NOTICE, "timeout, disconnecting");
+		saudit(s, LOG_LVL_NOTICE, "timeout", "state", "command");
 		reply(s, "421 4.4.2 %s Error: timeout exceeded",
 		      s->cfg->hostname);
 		relay_abort(&s->relay);
@@ -1100,8 +1123,18 @@ static void on_conn_event(struct conn *c, enum conn_event ev, void *ctx)
 
 static void session_destroy(struct smtp_session *s)
 {
-	slog(s, LOG_LVL_INFO, "disconnect user=\"%s\" commands=%lu "
-	     "auth_failures=%u", s->user, s->n_commands, s->auth_failures);
+	char cmds[24], msgs[24], fails[16], secs[24];
+	uint64_t now = 0;
+
+	sd_event_now(server_event(s->thread), CLOCK_MONOTONIC, &now);
+	snprintf(cmds, sizeof(cmds), "%lu", s->n_commands);
+	snprintf(msgs, sizeof(msgs), "%lu", s->n_messages);
+	snprintf(fails, sizeof(fails), "%u", s->auth_failures);
+	snprintf(secs, sizeof(secs), "%llu",
+		 (unsigned long long)((now - s->start_usec) / 1000));
+	saudit(s, LOG_LVL_INFO, "disconnect",
+	       "user", s->user[0] ? s->user : NULL, "commands", cmds,
+	       "messages", msgs, "auth_failures", fails, "duration_ms", secs);
 	auth_lookup_cancel(&s->lookup);
 	auth_wipe(s);
 	/* Never the end of data: an unfinished message is dropped. */
@@ -1129,6 +1162,7 @@ struct smtp_session *smtp_session_new(struct server_thread *t,
 	s->st = st;
 	s->cfg = st->cfg;
 	s->id = atomic_fetch_add(&session_ids, 1) + 1;
+	snprintf(s->sid, sizeof(s->sid), "%lu", s->id);
 	s->addr = *addr;
 	s->mode = mode;
 	if (addr->ss_family == AF_INET) {
@@ -1165,8 +1199,14 @@ struct smtp_session *smtp_session_new(struct server_thread *t,
 	sd_event_source_set_enabled(s->delay, SD_EVENT_OFF);
 	atomic_fetch_add(&stats.sessions_active, 1);
 	atomic_fetch_add(&stats.sessions_total, 1);
-	slog(s, LOG_LVL_INFO, "connect port=%u mode=%s", s->client_port,
-	     mode == LISTEN_TLS ? "tls" : "starttls");
+	{
+		char port[8];
+
+		snprintf(port, sizeof(port), "%u", s->client_port);
+		sd_event_now(event, CLOCK_MONOTONIC, &s->start_usec);
+		saudit(s, LOG_LVL_INFO, "connect", "port", port, "listener",
+		       mode == LISTEN_TLS ? "tls" : "starttls");
+	}
 	if (mode == LISTEN_TLS) {
 		s->state = S_TLS_HANDSHAKE;
 		conn_start_tls(s->conn, st->ssl_ctx);
