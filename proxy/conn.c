@@ -287,7 +287,12 @@ static void log_ssl_error(const char *what)
 		return;
 	}
 	ERR_error_string_n(e, buf, sizeof(buf));
-	log_info("%s: %s", what, buf);
+	/* A peer that hangs up without close_notify is common and
+	 * harmless: the session's own records tell the story. */
+	if (ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING)
+		log_debug("%s: %s", what, buf);
+	else
+		log_info("%s: %s", what, buf);
 	ERR_clear_error();
 }
 

@@ -695,12 +695,16 @@ static void cmd_mail(struct smtp_session *s, const char *args)
 {
 	struct smtp_arg_error err;
 
-	if (!may_transact(s))
+	if (tls_required(s)) {
+		reply_error(s, "530 5.7.0 Must issue a STARTTLS command first");
 		return;
+	}
 	if (s->helo == HELO_NONE) {
 		reply_error(s, "503 5.5.1 Send EHLO first");
 		return;
 	}
+	if (!may_transact(s))
+		return;
 	if (s->in_transaction) {
 		reply_error(s, "503 5.5.1 Nested MAIL command");
 		return;
