@@ -464,6 +464,43 @@ static void set_duration(struct parser *p, const struct key_def *k,
 	*(uint64_t *)field(p, k) = usec;
 }
 
+int config_parse_rate(const char *s, struct config_rate *rate_r)
+{
+	const char *slash = strchr(s, '/');
+	uint64_t n, usec;
+	char num[24];
+	size_t len;
+
+	if (s[0] == '\0' || strcmp(s, "0") == 0) {
+		rate_r->count = 0;
+		rate_r->window_usec = 0;
+		return 0;
+	}
+	if (slash == NULL)
+		return -1;
+	len = (size_t)(slash - s);
+	if (len == 0 || len >= sizeof(num))
+		return -1;
+	memcpy(num, s, len);
+	num[len] = '\0';
+	if (parse_u64(num, len, &n) < 0 || n == 0 || n > 10000000 ||
+	    config_parse_duration(slash + 1, &usec) < 0 ||
+	    usec < USEC_PER_SEC || usec > 7 * 86400 * USEC_PER_SEC)
+		return -1;
+	rate_r->count = (unsigned)n;
+	rate_r->window_usec = usec;
+	return 0;
+}
+
+static void set_rate(struct parser *p, const struct key_def *k,
+		     const char *value)
+{
+	if (config_parse_rate(value, field(p, k)) < 0)
+		perr(p, p->line, "[%s] %s: bad rate \"%s\" (COUNT/DURATION, "
+		     "e.g. 500/1h; 1..10000000 per 1s..7d; 0 for none)",
+		     k->section, k->name, Q(value));
+}
+
 static void set_enum(struct parser *p, const struct key_def *k,
 		     const char *value)
 {
@@ -872,6 +909,9 @@ static const struct key_def keys[] = {
 	UINT("auth", "workers", workers, 1, 256),
 	UINT("auth", "worker_max_requests", worker_max_requests, 1, 1000000),
 	DUR("auth", "worker_timeout", worker_timeout_usec, SECOND, 10 * MINUTE),
+	UINT("auth", "max_failures_per_ip", max_failures_per_ip, 0, 100000),
+	DUR("auth", "failure_window", failure_window_usec, SECOND, DAY),
+	DUR("auth", "block_time", block_time_usec, SECOND, DAY),
 
 	STR("pam", "service", pam_service, 0, check_pam_service),
 	STR("pam", "address_domain", address_domain, KEY_EMPTY_OK,
@@ -907,6 +947,10 @@ static const struct key_def keys[] = {
 
 	ENUM("policy", "sender_check", sender_check, sender_check_names),
 	ENUM("policy", "bare_newline", bare_newline, bare_newline_names),
+	{ "policy", "user_rate", set_rate, OFF(user_rate), KEY_EMPTY_OK, 0, 0,
+	  NULL, NULL },
+	{ "policy", "user_recipient_rate", set_rate, OFF(user_recipient_rate),
+	  KEY_EMPTY_OK, 0, 0, NULL, NULL },
 };
 
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
@@ -1129,6 +1173,9 @@ static void set_defaults(struct config *c)
 	c->mechanisms = AUTH_MECH_PLAIN | AUTH_MECH_LOGIN;
 	c->cache_ttl_usec = 60 * SECOND;
 	c->failure_delay_usec = 2 * SECOND;
+	c->max_failures_per_ip = 20;
+	c->failure_window_usec = 15 * MINUTE;
+	c->block_time_usec = 15 * MINUTE;
 	c->worker_path = xstrdup(AUTH_WORKER_PATH);
 	c->workers = 4;
 	c->worker_max_requests = 100;

@@ -45,6 +45,12 @@ struct config_hostport {
 	unsigned line;
 };
 
+/* "N/DURATION": at most count events per window; count 0 = no limit. */
+struct config_rate {
+	unsigned count;
+	uint64_t window_usec;
+};
+
 struct config {
 	char *path;		/* the file it was read from */
 
@@ -81,6 +87,12 @@ struct config {
 	unsigned workers;		/* default 4, 1..256: whole pool */
 	unsigned worker_max_requests;	/* default 100, 1..1000000 */
 	uint64_t worker_timeout_usec;	/* default 30s, 1s..10m */
+	/* Brute force: failed logins from one client address within
+	 * failure_window; past max_failures_per_ip (0: never) the address
+	 * is blocked for block_time, doubled each time up to 24h. */
+	unsigned max_failures_per_ip;	/* default 20, 0..100000 */
+	uint64_t failure_window_usec;	/* default 15m, 1s..1d */
+	uint64_t block_time_usec;	/* default 15m, 1s..1d */
 
 	/* [pam] */
 	char *pam_service;		/* default "authrelay" */
@@ -117,6 +129,8 @@ struct config {
 	/* [policy] */
 	enum sender_check sender_check;	/* default both */
 	enum bare_newline bare_newline;	/* default reject */
+	struct config_rate user_rate;		/* messages per user */
+	struct config_rate user_recipient_rate;	/* recipients per user */
 };
 
 /* Errors: one "FILE:LINE: message" (or "FILE: message") string each. */
@@ -146,5 +160,7 @@ void config_errors_clear(struct config_errors *errs);
 int config_parse_duration(const char *s, uint64_t *usec_r);
 int config_parse_size(const char *s, uint64_t *bytes_r);
 int config_parse_bool(const char *s, bool *b_r);
+/* "500/1h" (count/duration); "0" or "" for no limit. */
+int config_parse_rate(const char *s, struct config_rate *rate_r);
 
 #endif

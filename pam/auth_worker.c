@@ -24,6 +24,7 @@
 
 #include "auth_proto.h"
 #include "config.h"
+#include "ldap_backend.h"
 #include "log.h"
 #include "pam_backend.h"
 
@@ -141,7 +142,7 @@ static int send_reply(int fd, const struct auth_reply *rep)
 }
 
 static void authenticate(const struct config *cfg,
-			 const struct pam_backend *pb,
+			 const struct pam_backend *pb, struct ldap_backend *lb,
 			 const struct auth_request *req, struct auth_reply *rep)
 {
 	switch (cfg->backend) {
@@ -149,19 +150,18 @@ static void authenticate(const struct config *cfg,
 		pam_backend_auth(pb, req, rep);
 		return;
 	case AUTH_BACKEND_LDAP:
-		/* The LDAP backend is a later issue and not built yet.
-		 * Until then every LDAP login is an honest 454: never a
-		 * fake success, never a 535 that blames the password. */
-		break;
+		ldap_backend_auth(lb, req, rep);
+		return;
 	}
+	/* Not reached: config.c knows no other backend. Never a fake
+	 * success, never a 535 that blames the password. */
 	rep->result = AUTH_TEMPFAIL;
-	snprintf(rep->reason, sizeof(rep->reason),
-		 "ldap backend not available");
+	snprintf(rep->reason, sizeof(rep->reason), "unknown backend");
 }
 
 /* Returns the exit status. */
 static int serve(int fd, const struct config *cfg,
-		 const struct pam_backend *pb)
+		 const struct pam_backend *pb, struct ldap_backend *lb)
 {
 	unsigned char buf[AUTH_PROTO_MAX];
 	struct auth_request req;
@@ -195,7 +195,7 @@ static int serve(int fd, const struct config *cfg,
 
 		memset(&rep, 0, sizeof(rep));
 		rep.id = req.id;
-		authenticate(cfg, pb, &req, &rep);
+		authenticate(cfg, pb, lb, &req, &rep);
 		log_debug("request %u: user %s from %s: %s%s%s", req.id,
 			  req.user, req.client_ip,
 			  rep.result == AUTH_OK ? "ok" :
@@ -218,6 +218,7 @@ int main(int argc, char **argv)
 	};
 	const char *path = NULL;
 	struct pam_backend *pb = NULL;
+	struct ldap_backend *lb = NULL;
 	struct config *cfg;
 	int c, ret;
 
@@ -252,7 +253,10 @@ int main(int argc, char **argv)
 		pb = pam_backend_new(cfg->pam_service, cfg->require_group,
 				     cfg->n_require_group,
 				     cfg->address_domain);
-	ret = serve(WORKER_FD, cfg, pb);
+	else if (cfg->backend == AUTH_BACKEND_LDAP)
+		lb = ldap_backend_new(cfg);
+	ret = serve(WORKER_FD, cfg, pb, lb);
+	ldap_backend_free(&lb);
 	pam_backend_free(&pb);
 	config_free(&cfg);
 	return ret;

@@ -301,9 +301,6 @@ int main(int argc, char **argv)
 		config_errors_clear(&errs);
 		fatal("invalid configuration, not starting");
 	}
-	if (st->cfg->proxy_protocol)
-		fatal("%s: proxy_protocol = yes is not supported by this "
-		      "version", config_path);
 	settings_publish(st);
 	if (auth_cache_init() < 0)
 		log_warn("no randomness for the credential cache key: "

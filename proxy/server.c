@@ -1,6 +1,7 @@
 #include "autoconf.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include "auth_client.h"
+#include "auth_throttle.h"
 #include "conn_limits.h"
 #include "log.h"
 #include "relay.h"
@@ -129,6 +131,12 @@ static void thread_maybe_exit(struct server_thread *t)
 	}
 }
 
+void server_session_add(struct server_thread *t, struct smtp_session *s)
+{
+	smtp_session_link(&t->sessions, s);
+	t->n_sessions++;
+}
+
 void server_session_gone(struct server_thread *t, struct smtp_session *s)
 {
 	smtp_session_unlink(&t->sessions, s);
@@ -171,7 +179,6 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents,
 		struct sockaddr_storage ss;
 		socklen_t len = sizeof(ss);
 		struct settings *st;
-		struct smtp_session *s;
 		enum limits_verdict v;
 		int cfd;
 
@@ -194,7 +201,23 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents,
 			break;
 		}
 		st = settings_get();
+		{
+			uint64_t now = 0;
+
+			sd_event_now(t->event, CLOCK_MONOTONIC, &now);
+			if (auth_throttle_blocked(&ss, now)) {
+				refuse(cfd, ls->l->mode, st->cfg->hostname,
+				       "Too many authentication failures "
+				       "from your address");
+				settings_put(&st);
+				continue;
+			}
+		}
+		/* Behind a balancer every connection comes from its
+		 * address: the per-address limit applies to the client the
+		 * PROXY header names (smtp_session.c). */
 		v = limits_connect(&ss, st->cfg->max_connections,
+				   st->cfg->proxy_protocol ? UINT_MAX :
 				   st->cfg->max_connections_per_ip);
 		if (v != LIMITS_OK) {
 			log_notice("refused connection on %s: %s", ls->l->name,
@@ -205,11 +228,7 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents,
 			settings_put(&st);
 			continue;
 		}
-		s = smtp_session_new(t, st, cfd, &ss, ls->l->mode);
-		if (s == NULL)
-			continue;
-		smtp_session_link(&t->sessions, s);
-		t->n_sessions++;
+		(void)smtp_session_new(t, st, cfd, &ss, ls->l->mode);
 	}
 	return 0;
 }

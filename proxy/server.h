@@ -63,6 +63,8 @@ void servers_join(void);
 sd_event *server_event(struct server_thread *t);
 struct auth_pool *server_auth_pool(struct server_thread *t);
 bool server_stopping(const struct server_thread *t);
+/* A session joins its thread's list at once and leaves it when freed. */
+void server_session_add(struct server_thread *t, struct smtp_session *s);
 void server_session_gone(struct server_thread *t, struct smtp_session *s);
 
 #endif

@@ -1,6 +1,10 @@
 #include "autoconf.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <sys/epoll.h>
+#include <unistd.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <time.h>
@@ -12,6 +16,9 @@
 #include "audit.h"
 #include "auth_cache.h"
 #include "auth_client.h"
+#include "auth_throttle.h"
+#include "proxy_proto.h"
+#include "rate_limit.h"
 #include "conn.h"
 #include "data_filter.h"
 #include "relay.h"
@@ -38,6 +45,7 @@
 #define SESSION_CLOSE_GRACE_USEC (5 * USEC_PER_SEC)
 
 enum session_state {
+	S_PROXY_HEADER,		/* waiting for the PROXY protocol header */
 	S_TLS_HANDSHAKE,	/* implicit TLS, or after STARTTLS */
 	S_CMD,			/* waiting for a command */
 	S_AUTH_PLAIN,		/* sent "334 ", waiting for the PLAIN response */
@@ -67,6 +75,10 @@ struct smtp_session {
 
 	unsigned long id;
 	char sid[24];
+	int proxy_fd;			/* the socket, until the PROXY header */
+	sd_event_source *proxy_io;
+	char proxy_peer[INET6_ADDRSTRLEN];	/* the balancer's address */
+	bool limits_counted;
 	uint64_t start_usec;
 	struct sockaddr_storage addr;
 	char client_ip[INET6_ADDRSTRLEN];
@@ -99,6 +111,7 @@ struct smtp_session {
 
 	unsigned bad_commands;
 	unsigned auth_failures;
+	bool blocked;			/* this address just got blocked */
 	unsigned long n_commands;
 };
 
@@ -274,17 +287,43 @@ static void auth_wipe(struct smtp_session *s)
 	s->pw_hash_set = false;
 }
 
+static uint64_t now_usec(struct smtp_session *s)
+{
+	uint64_t now = 0;
+
+	sd_event_now(server_event(s->thread), CLOCK_MONOTONIC, &now);
+	return now;
+}
+
+static void refuse_blocked(struct smtp_session *s)
+{
+	reply(s, "421 4.7.0 %s Too many authentication failures from "
+	      "your address, closing connection", s->cfg->hostname);
+	session_close(s);
+}
+
 static void on_auth_delay(struct smtp_session *s)
 {
 	s->state = S_CMD;
+	if (s->blocked) {
+		refuse_blocked(s);
+		return;
+	}
 	reply(s, "535 5.7.8 Authentication credentials invalid");
 	conn_set_deadline(s->conn, s->cfg->command_timeout_usec);
 	schedule_resume(s);
 }
 
+static void proxy_header_fail(struct smtp_session *s, const char *why);
+
 static int on_delay_timer(sd_event_source *src, uint64_t usec, void *userdata)
 {
-	on_auth_delay(userdata);
+	struct smtp_session *s = userdata;
+
+	if (s->state == S_PROXY_HEADER)
+		proxy_header_fail(s, "timeout");
+	else
+		on_auth_delay(s);
 	return 0;
 }
 
@@ -294,16 +333,23 @@ static void auth_refuse(struct smtp_session *s, const char *reason)
 {
 	s->auth_failures++;
 	atomic_fetch_add(&stats.auth_failed, 1);
+	uint64_t delay = auth_throttle_failure(s->cfg, &s->addr,
+					       s->login_user, now_usec(s),
+					       &s->blocked);
+
 	/* fail2ban: contrib/fail2ban matches this record's client=. */
 	saudit(s, LOG_LVL_NOTICE, "auth-failure", "user", s->login_user,
 	       "reason", reason);
+	if (s->blocked)
+		saudit(s, LOG_LVL_WARNING, "client-blocked", "user",
+		       s->login_user, "reason", "too many failed logins");
 	auth_wipe(s);
 	s->state = S_AUTH_DELAY;
-	if (s->cfg->failure_delay_usec == 0) {
+	if (delay == 0) {
 		on_auth_delay(s);
 		return;
 	}
-	sd_event_source_set_time_relative(s->delay, s->cfg->failure_delay_usec);
+	sd_event_source_set_time_relative(s->delay, delay);
 	sd_event_source_set_enabled(s->delay, SD_EVENT_ONESHOT);
 }
 
@@ -321,14 +367,10 @@ static void on_auth_reply(const struct auth_reply *rep, void *ctx)
 		saudit(s, LOG_LVL_INFO, "auth-ok", "user", s->user,
 		       "login", s->login_user, "cached",
 		       strcmp(rep->reason, "cached") == 0 ? "yes" : "no");
-		if (s->pw_hash_set) {
-			uint64_t now = 0;
-
-			sd_event_now(server_event(s->thread), CLOCK_MONOTONIC,
-				     &now);
-			auth_cache_store(s->login_user, s->pw_hash, rep, now,
-					 s->cfg->cache_ttl_usec);
-		}
+		if (s->pw_hash_set)
+			auth_cache_store(s->login_user, s->pw_hash, rep,
+					 now_usec(s), s->cfg->cache_ttl_usec);
+		auth_throttle_success(&s->addr, s->login_user);
 		for (size_t i = 0; i < rep->n_address; i++)
 			slog(s, LOG_LVL_DEBUG, "user=\"%s\" address=\"%s\"",
 			     s->user, rep->address[i]);
@@ -509,6 +551,10 @@ static void cmd_auth(struct smtp_session *s, const char *args)
 		reply_error(s, "503 5.5.1 AUTH not permitted during a mail transaction");
 		return;
 	}
+	if (auth_throttle_blocked(&s->addr, now_usec(s))) {
+		refuse_blocked(s);
+		return;
+	}
 	if (n == 0 || n >= sizeof(mech_name)) {
 		reply_error(s, "501 5.5.4 Syntax: AUTH mechanism [initial-response]");
 		return;
@@ -605,8 +651,11 @@ static void end_of_data(struct smtp_session *s, const struct relay_reply *rep)
 	       "smarthost", s->relay ? relay_host(s->relay) : NULL,
 	       "reply", code, "reply_text", rep->text,
 	       "queue_id", qid ? qid + 10 : NULL, "duration_ms", ms);
-	if (rep->code / 100 == 2)
+	if (rep->code / 100 == 2) {
 		s->n_messages++;
+		rate_limit_add(RATE_MESSAGES, &s->cfg->user_rate, s->user, 1,
+			       now);
+	}
 	reply_relayed(s, rep);
 	transaction_reset(s);
 }
@@ -661,6 +710,9 @@ static void on_relay_event(struct relay *r, enum relay_event ev,
 						 sizeof(s->first_rcpt), "%s",
 						 s->rcpt.path);
 				s->n_rcpt++;
+				rate_limit_add(RATE_RECIPIENTS,
+					       &s->cfg->user_recipient_rate,
+					       s->user, 1, now_usec(s));
 			}
 			reply_relayed(s, rep);
 			break;
@@ -718,6 +770,13 @@ static void cmd_mail(struct smtp_session *s, const char *args)
 		reply_error(s, "552 5.3.4 Message size exceeds fixed limit");
 		return;
 	}
+	if (rate_limit_exceeded(RATE_MESSAGES, &s->cfg->user_rate, s->user, 1,
+				now_usec(s))) {
+		saudit(s, LOG_LVL_NOTICE, "rate-limit", "user", s->user,
+		       "limit", "messages");
+		reply(s, "450 4.7.1 Message rate limit exceeded, try again later");
+		return;
+	}
 	s->n_rcpt = 0;
 	s->n_rcpt_tried = 0;
 	if (s->relay == NULL) {
@@ -773,6 +832,13 @@ static void cmd_rcpt(struct smtp_session *s, const char *args)
 		/* RFC 5321 §4.5.3.1.10: a temporary failure, the client
 		 * sends the rest in another transaction. */
 		reply(s, "452 4.5.3 Too many recipients");
+		return;
+	}
+	if (rate_limit_exceeded(RATE_RECIPIENTS, &s->cfg->user_recipient_rate,
+				s->user, 1, now_usec(s))) {
+		saudit(s, LOG_LVL_NOTICE, "rate-limit", "user", s->user,
+		       "limit", "recipients");
+		reply(s, "450 4.7.1 Recipient rate limit exceeded, try again later");
 		return;
 	}
 	s->n_rcpt_tried++;
@@ -1146,12 +1212,135 @@ static void session_destroy(struct smtp_session *s)
 	data_filter_free(&s->df);
 	sd_event_source_disable_unref(s->resume);
 	sd_event_source_disable_unref(s->delay);
+	sd_event_source_disable_unref(s->proxy_io);
+	if (s->proxy_fd >= 0)
+		close(s->proxy_fd);
 	conn_free(&s->conn);
-	limits_disconnect(&s->addr);
+	if (s->limits_counted)
+		limits_disconnect(&s->addr);
 	atomic_fetch_sub(&stats.sessions_active, 1);
 	server_session_gone(s->thread, s);
 	settings_put(&s->st);
 	free(s);
+}
+
+static void set_client(struct smtp_session *s,
+		       const struct sockaddr_storage *addr)
+{
+	s->addr = *addr;
+	if (addr->ss_family == AF_INET) {
+		const struct sockaddr_in *sin = (const void *)addr;
+
+		inet_ntop(AF_INET, &sin->sin_addr, s->client_ip,
+			  sizeof(s->client_ip));
+		s->client_port = ntohs(sin->sin_port);
+	} else if (addr->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const void *)addr;
+
+		inet_ntop(AF_INET6, &sin6->sin6_addr, s->client_ip,
+			  sizeof(s->client_ip));
+		s->client_port = ntohs(sin6->sin6_port);
+	} else {
+		snprintf(s->client_ip, sizeof(s->client_ip), "unknown");
+		s->client_port = 0;
+	}
+}
+
+/* The client's first words: the greeting, or the TLS handshake. */
+static int session_begin(struct smtp_session *s, int fd)
+{
+	char port[8];
+
+	s->conn = conn_new(server_event(s->thread), fd, SESSION_INPUT_BUF,
+			   SMTP_AUTH_LINE_MAX, on_conn_event, s);
+	if (s->conn == NULL)
+		return -1;
+	snprintf(port, sizeof(port), "%u", s->client_port);
+	saudit(s, LOG_LVL_INFO, "connect", "port", port, "listener",
+	       s->mode == LISTEN_TLS ? "tls" : "starttls",
+	       "proxy", s->proxy_peer[0] ? s->proxy_peer : NULL);
+	if (s->mode == LISTEN_TLS) {
+		s->state = S_TLS_HANDSHAKE;
+		conn_start_tls(s->conn, s->st->ssl_ctx);
+		conn_set_deadline(s->conn, s->cfg->handshake_timeout_usec);
+	} else {
+		s->state = S_CMD;
+		reply(s, "220 %s ESMTP authrelay", s->cfg->hostname);
+		conn_set_deadline(s->conn, s->cfg->command_timeout_usec);
+	}
+	return 0;
+}
+
+/* PROXY protocol: read exactly the header, before TLS, and take the
+ * address it carries as the client's for limits, logs and headers.
+ * Edge-triggered and MSG_PEEK: nothing of the client's own first octets
+ * (a TLS ClientHello) is consumed. */
+static void proxy_header_fail(struct smtp_session *s, const char *why)
+{
+	saudit(s, LOG_LVL_NOTICE, "proxy-header-invalid", "reason", why);
+	close(s->proxy_fd);
+	s->proxy_fd = -1;
+	session_destroy(s);
+}
+
+static int on_proxy_io(sd_event_source *src, int fd, uint32_t revents,
+		       void *userdata)
+{
+	struct smtp_session *s = userdata;
+	unsigned char buf[PROXY_PROTO_MAX];
+	struct proxy_proto_result res;
+	enum proxy_proto_status st;
+	enum limits_verdict v;
+	size_t hlen = 0;
+	ssize_t n;
+
+	n = recv(fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return 0;
+	if (n <= 0) {
+		proxy_header_fail(s, n == 0 ? "closed" : strerror(errno));
+		return 0;
+	}
+	st = proxy_proto_parse(buf, (size_t)n, &hlen, &res);
+	if (st == PROXY_PROTO_NEED_MORE) {
+		if ((size_t)n >= sizeof(buf))
+			proxy_header_fail(s, "header too long");
+		return 0;
+	}
+	if (st == PROXY_PROTO_INVALID) {
+		proxy_header_fail(s, "no valid PROXY header");
+		return 0;
+	}
+	if (recv(fd, buf, hlen, MSG_DONTWAIT) != (ssize_t)hlen) {
+		proxy_header_fail(s, "short read");
+		return 0;
+	}
+	s->proxy_io = sd_event_source_disable_unref(s->proxy_io);
+	sd_event_source_set_enabled(s->delay, SD_EVENT_OFF);
+	snprintf(s->proxy_peer, sizeof(s->proxy_peer), "%s", s->client_ip);
+	if (res.has_addr) {
+		/* The limits were counted for the proxy; count for the
+		 * client it speaks for. */
+		limits_disconnect(&s->addr);
+		s->limits_counted = false;
+		set_client(s, &res.src);
+		v = limits_connect(&s->addr, UINT_MAX,
+				   s->cfg->max_connections_per_ip);
+		if (v != LIMITS_OK) {
+			proxy_header_fail(s, "max_connections_per_ip reached");
+			return 0;
+		}
+		s->limits_counted = true;
+		if (auth_throttle_blocked(&s->addr, now_usec(s))) {
+			proxy_header_fail(s, "address blocked after failed logins");
+			return 0;
+		}
+	}
+	fd = s->proxy_fd;
+	s->proxy_fd = -1;
+	if (session_begin(s, fd) < 0)
+		session_destroy(s);
+	return 0;
 }
 
 struct smtp_session *smtp_session_new(struct server_thread *t,
@@ -1167,31 +1356,16 @@ struct smtp_session *smtp_session_new(struct server_thread *t,
 	s->cfg = st->cfg;
 	s->id = atomic_fetch_add(&session_ids, 1) + 1;
 	snprintf(s->sid, sizeof(s->sid), "%lu", s->id);
-	s->addr = *addr;
 	s->mode = mode;
-	if (addr->ss_family == AF_INET) {
-		const struct sockaddr_in *sin = (const void *)addr;
-
-		inet_ntop(AF_INET, &sin->sin_addr, s->client_ip,
-			  sizeof(s->client_ip));
-		s->client_port = ntohs(sin->sin_port);
-	} else if (addr->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *sin6 = (const void *)addr;
-
-		inet_ntop(AF_INET6, &sin6->sin6_addr, s->client_ip,
-			  sizeof(s->client_ip));
-		s->client_port = ntohs(sin6->sin6_port);
-	} else {
-		snprintf(s->client_ip, sizeof(s->client_ip), "unknown");
-	}
-	s->conn = conn_new(event, fd, SESSION_INPUT_BUF, SMTP_AUTH_LINE_MAX,
-			   on_conn_event, s);
-	if (s->conn == NULL ||
-	    sd_event_add_defer(event, &s->resume, on_resume, s) < 0 ||
+	s->proxy_fd = -1;
+	s->limits_counted = true;
+	set_client(s, addr);
+	sd_event_now(event, CLOCK_MONOTONIC, &s->start_usec);
+	if (sd_event_add_defer(event, &s->resume, on_resume, s) < 0 ||
 	    sd_event_add_time_relative(event, &s->delay, CLOCK_MONOTONIC,
 				       UINT64_MAX / 2, 0, on_delay_timer,
 				       s) < 0) {
-		conn_free(&s->conn);
+		close(fd);
 		sd_event_source_disable_unref(s->resume);
 		sd_event_source_disable_unref(s->delay);
 		limits_disconnect(&s->addr);
@@ -1203,22 +1377,27 @@ struct smtp_session *smtp_session_new(struct server_thread *t,
 	sd_event_source_set_enabled(s->delay, SD_EVENT_OFF);
 	atomic_fetch_add(&stats.sessions_active, 1);
 	atomic_fetch_add(&stats.sessions_total, 1);
-	{
-		char port[8];
-
-		snprintf(port, sizeof(port), "%u", s->client_port);
-		sd_event_now(event, CLOCK_MONOTONIC, &s->start_usec);
-		saudit(s, LOG_LVL_INFO, "connect", "port", port, "listener",
-		       mode == LISTEN_TLS ? "tls" : "starttls");
+	/* From here on session_destroy() undoes everything. */
+	server_session_add(t, s);
+	if (s->cfg->proxy_protocol) {
+		s->state = S_PROXY_HEADER;
+		s->proxy_fd = fd;
+		if (sd_event_add_io(event, &s->proxy_io, fd, EPOLLIN | EPOLLET,
+				    on_proxy_io, s) < 0) {
+			close(fd);
+			s->proxy_fd = -1;
+			session_destroy(s);
+			return NULL;
+		}
+		/* The header must come at once, like a TLS handshake. */
+		sd_event_source_set_time_relative(s->delay,
+						  s->cfg->handshake_timeout_usec);
+		sd_event_source_set_enabled(s->delay, SD_EVENT_ONESHOT);
+		return s;
 	}
-	if (mode == LISTEN_TLS) {
-		s->state = S_TLS_HANDSHAKE;
-		conn_start_tls(s->conn, st->ssl_ctx);
-		conn_set_deadline(s->conn, s->cfg->handshake_timeout_usec);
-	} else {
-		s->state = S_CMD;
-		reply(s, "220 %s ESMTP authrelay", s->cfg->hostname);
-		conn_set_deadline(s->conn, s->cfg->command_timeout_usec);
+	if (session_begin(s, fd) < 0) {
+		session_destroy(s);
+		return NULL;
 	}
 	return s;
 }

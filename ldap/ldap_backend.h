@@ -1,0 +1,73 @@
+/* The LDAP backend of the auth worker: find the user (a search with the
+ * service account, or user_dn_template), verify the password with a
+ * simple bind as the user on a connection used only for user binds,
+ * check require_group membership (member, uniqueMember, memberUid or
+ * memberOf; nested groups on request) and read the user's addresses.
+ * Blocking: runs in the worker process only, one request at a time.
+ *
+ * Connections: one search connection (bound as bind_dn, or anonymous
+ * without one) and one user-bind connection, each opened on the first
+ * [ldap] uri that answers, in order, kept open across requests and
+ * reopened after any error. A connection that turns out dead when it is
+ * reused (the server restarted) is reopened and the step retried once.
+ *
+ * Time: every connect, TLS handshake and operation waits at most
+ * [ldap] timeout, and never past the request's deadline (nine tenths of
+ * [auth] worker_timeout after it arrived), so the worker answers before
+ * the daemon gives up on it.
+ *
+ * Results: OK only after a successful bind and group check; PERMFAIL
+ * (535) when the directory says no (no such user, more than one entry,
+ * wrong password, not in a group); TEMPFAIL (454) for anything else: no
+ * server reachable, a timeout, TLS failure, an unexpected result code.
+ *
+ * The canonical name (reply USER) is the login name as the directory
+ * spells it: the value of the attribute the login is matched against
+ * (the attribute before "=%u" in user_filter or user_dn_template, e.g.
+ * uid or sAMAccountName) that equals the login name ignoring ASCII case;
+ * else that attribute's only value; else the login name as sent. */
+#ifndef AUTHRELAY_LDAP_BACKEND_H
+#define AUTHRELAY_LDAP_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "auth_proto.h"
+#include "config.h"
+
+struct ldap_backend;
+
+/* cfg must outlive the backend; nothing is sent to a server yet. */
+struct ldap_backend *ldap_backend_new(const struct config *cfg);
+void ldap_backend_free(struct ldap_backend **lb);
+
+/* Authenticate req and fill in rep->result and rep->reason, and on OK
+ * rep->user (the canonical name) and rep->address. rep->id is the
+ * caller's. The caller owns req and wipes its password; copies made
+ * here are wiped here. */
+void ldap_backend_auth(struct ldap_backend *lb,
+		       const struct auth_request *req, struct auth_reply *rep);
+
+/* --- exposed for tests --- */
+
+/* Active Directory puts a sub-code in the diagnostic message of a failed
+ * bind ("80090308: LdapErr: DSID-0C09044E, comment: AcceptSecurityContext
+ * error, data 52e, v4563"). Returns its meaning, or NULL if diag carries
+ * none we know; *code_r (4 octets) gets the code as written. */
+const char *ldap_ad_bind_reason(const char *diag, char code_r[4]);
+
+/* The attribute a login name is matched against in a user_filter or
+ * user_dn_template: the attribute description before the first "=%u"
+ * ("(&(objectClass=user)(sAMAccountName=%u))" -> "sAMAccountName").
+ * NULL if there is none (e.g. "%u" only inside a substring). Allocated. */
+char *ldap_login_attribute(const char *tmpl);
+
+/* One value of an address attribute: true and *addr_r, *len_r set if it
+ * is a sender address. proxyAddresses (Active Directory) values count
+ * only with an "smtp:" prefix (any case), which is stripped; "SMTP:" in
+ * capitals marks the primary address (*primary_r). Values with control
+ * octets or without an '@' never count. */
+bool ldap_address_value(const char *attr, const char *val, size_t len,
+			const char **addr_r, size_t *len_r, bool *primary_r);
+
+#endif

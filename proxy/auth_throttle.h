@@ -1,0 +1,32 @@
+/* Brute force and password spraying: failed logins are counted per
+ * client address and per (address, login), shared by every thread.
+ * - An address with more than max_failures_per_ip failures within
+ *   failure_window is blocked for block_time, doubled at each new block
+ *   up to a day: its connections and AUTH get 421 4.7.0.
+ * - Each (address, login) pair's failures lengthen that pair's delay
+ *   before the 535 exponentially (failure_delay * 2^(n-1), at most 60s).
+ * Keyed by address, so an attacker elsewhere never locks the real user
+ * out. Per instance. */
+#ifndef AUTHRELAY_AUTH_THROTTLE_H
+#define AUTHRELAY_AUTH_THROTTLE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "config.h"
+
+/* Is addr blocked at now (CLOCK_MONOTONIC usec)? */
+bool auth_throttle_blocked(const struct sockaddr_storage *addr, uint64_t now);
+/* Count a failure; returns the delay before the 535 and sets *blocked_r
+ * if this failure got the address blocked. */
+uint64_t auth_throttle_failure(const struct config *cfg,
+			       const struct sockaddr_storage *addr,
+			       const char *login, uint64_t now,
+			       bool *blocked_r);
+/* A success clears the (address, login) pair's back-off. */
+void auth_throttle_success(const struct sockaddr_storage *addr,
+			   const char *login);
+void auth_throttle_clear(void);
+
+#endif
