@@ -947,6 +947,7 @@ static const struct key_def keys[] = {
 
 	ENUM("policy", "sender_check", sender_check, sender_check_names),
 	ENUM("policy", "bare_newline", bare_newline, bare_newline_names),
+	BOOL("policy", "allow_null_sender", allow_null_sender),
 	{ "policy", "user_rate", set_rate, OFF(user_rate), KEY_EMPTY_OK, 0, 0,
 	  NULL, NULL },
 	{ "policy", "user_recipient_rate", set_rate, OFF(user_recipient_rate),

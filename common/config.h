@@ -128,6 +128,7 @@ struct config {
 
 	/* [policy] */
 	enum sender_check sender_check;	/* default both */
+	bool allow_null_sender;		/* MAIL FROM:<>, default no */
 	enum bare_newline bare_newline;	/* default reject */
 	struct config_rate user_rate;		/* messages per user */
 	struct config_rate user_recipient_rate;	/* recipients per user */

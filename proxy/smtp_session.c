@@ -17,6 +17,8 @@
 #include "auth_cache.h"
 #include "auth_client.h"
 #include "auth_throttle.h"
+#include "header_addr.h"
+#include "header_scan.h"
 #include "proxy_proto.h"
 #include "rate_limit.h"
 #include "conn.h"
@@ -101,6 +103,10 @@ struct smtp_session {
 	unsigned n_rcpt;		/* accepted by the smarthost */
 	unsigned n_rcpt_tried;
 	char address[AUTH_ADDRESS_MAX + 1];	/* the user's, for AUTH= */
+	char **addrs;			/* all the user's, for sender_check */
+	size_t n_addrs;
+	struct header_scan hs;		/* From:, Sender:, Message-ID: */
+	bool hs_active;
 
 	struct relay *relay;
 	enum relay_pending pending;
@@ -119,6 +125,7 @@ static atomic_ulong session_ids;
 
 static void session_process(struct smtp_session *s);
 static void session_destroy(struct smtp_session *s);
+static const char *message_id(const struct smtp_session *s);
 
 #define slog(s, level, fmt, ...) \
 	log_msg(level, "session=%lu client=%s " fmt, (s)->id, (s)->client_ip, \
@@ -189,6 +196,9 @@ static void transaction_reset(struct smtp_session *s)
 	s->n_rcpt_tried = 0;
 	data_filter_free(&s->df);
 	s->data_refused = false;
+	if (s->hs_active)
+		header_scan_free(&s->hs);
+	s->hs_active = false;
 }
 
 /* A transaction the smarthost knows about cannot just be forgotten: drop
@@ -374,6 +384,11 @@ static void on_auth_reply(const struct auth_reply *rep, void *ctx)
 		for (size_t i = 0; i < rep->n_address; i++)
 			slog(s, LOG_LVL_DEBUG, "user=\"%s\" address=\"%s\"",
 			     s->user, rep->address[i]);
+		for (size_t i = 0; i < rep->n_address; i++) {
+			s->addrs = xreallocarray(s->addrs, s->n_addrs + 1,
+						 sizeof(*s->addrs));
+			s->addrs[s->n_addrs++] = xstrdup(rep->address[i]);
+		}
 		if (rep->n_address > 0)
 			snprintf(s->address, sizeof(s->address), "%s",
 				 rep->address[0]);
@@ -647,7 +662,7 @@ static void end_of_data(struct smtp_session *s, const struct relay_reply *rep)
 	qid = strstr(rep->text, "queued as ");
 	saudit(s, rep->code / 100 == 2 ? LOG_LVL_INFO : LOG_LVL_NOTICE,
 	       "message", "user", s->user, "from", s->mail.path,
-	       "rcpts", rcpts, "size", size,
+	       "rcpts", rcpts, "size", size, "message_id", message_id(s),
 	       "smarthost", s->relay ? relay_host(s->relay) : NULL,
 	       "reply", code, "reply_text", rep->text,
 	       "queue_id", qid ? qid + 10 : NULL, "duration_ms", ms);
@@ -743,6 +758,79 @@ static void on_relay_event(struct relay *r, enum relay_event ev,
 	schedule_resume(s);
 }
 
+/* Sender check ([policy] sender_check): is addr one of the user's? */
+static bool owns_address(const struct smtp_session *s, const char *addr)
+{
+	for (size_t i = 0; i < s->n_addrs; i++)
+		if (header_addr_equal(addr, s->addrs[i], 1))
+			return true;
+	return false;
+}
+
+static bool check_envelope(const struct smtp_session *s)
+{
+	return s->cfg->sender_check == SENDER_CHECK_ENVELOPE ||
+	       s->cfg->sender_check == SENDER_CHECK_BOTH;
+}
+
+static bool check_header(const struct smtp_session *s)
+{
+	return s->cfg->sender_check == SENDER_CHECK_HEADER ||
+	       s->cfg->sender_check == SENDER_CHECK_BOTH;
+}
+
+/* NULL if the From: and Sender: fields are all the user's, else the
+ * reason for the 553 (written to buf). */
+static const char *header_sender_problem(struct smtp_session *s, char *buf,
+					 size_t size)
+{
+	unsigned n_from = 0;
+
+	header_scan_finish(&s->hs);
+	if (s->hs.overflow)
+		return "Header section too unusual to check the sender";
+	for (size_t i = 0; i < s->hs.n; i++) {
+		const struct header_scan_value *v = &s->hs.v[i];
+		struct header_addrs a = { .n = 0 };
+
+		if (v->field == HS_MESSAGE_ID)
+			continue;
+		if (v->field == HS_FROM)
+			n_from++;
+		if (header_addr_parse(v->value, v->len, &a) < 0 || a.n == 0) {
+			snprintf(buf, size, "Cannot parse the %s: header",
+				 v->field == HS_FROM ? "From" : "Sender");
+			return buf;
+		}
+		/* RFC 5322 §3.6.2: Sender: is one mailbox. */
+		if (v->field == HS_SENDER && a.n != 1)
+			return "Sender: must name one mailbox";
+		for (size_t j = 0; j < a.n; j++) {
+			if (!owns_address(s, a.addr[j])) {
+				snprintf(buf, size, "%s: address <%.200s> is "
+					 "not yours", v->field == HS_FROM ?
+					 "From" : "Sender", a.addr[j]);
+				return buf;
+			}
+		}
+	}
+	/* RFC 5322 §3.6: exactly one From:. Two would let a mail reader
+	 * show the one nobody checked. */
+	if (n_from == 0)
+		return "Message has no From: header";
+	if (n_from > 1)
+		return "Message has more than one From: header";
+	return NULL;
+}
+
+static const char *message_id(const struct smtp_session *s)
+{
+	for (size_t i = 0; s->hs_active && i < s->hs.n; i++)
+		if (s->hs.v[i].field == HS_MESSAGE_ID)
+			return s->hs.v[i].value + strspn(s->hs.v[i].value, " \t");
+	return NULL;
+}
+
 static void cmd_mail(struct smtp_session *s, const char *args)
 {
 	struct smtp_arg_error err;
@@ -769,6 +857,22 @@ static void cmd_mail(struct smtp_session *s, const char *args)
 	if (s->mail.has_size && s->mail.size > s->cfg->max_message_size) {
 		reply_error(s, "552 5.3.4 Message size exceeds fixed limit");
 		return;
+	}
+	if (check_envelope(s)) {
+		if (s->mail.path[0] == '\0' && !s->cfg->allow_null_sender) {
+			saudit(s, LOG_LVL_NOTICE, "sender-refused", "user",
+			       s->user, "from", "<>");
+			reply_error(s, "553 5.7.1 Null sender not permitted "
+				    "for submission");
+			return;
+		}
+		if (s->mail.path[0] != '\0' && !owns_address(s, s->mail.path)) {
+			saudit(s, LOG_LVL_NOTICE, "sender-refused", "user",
+			       s->user, "from", s->mail.path);
+			reply_error(s, "553 5.7.1 Sender address <%.200s> is "
+				    "not yours", s->mail.path);
+			return;
+		}
 	}
 	if (rate_limit_exceeded(RATE_MESSAGES, &s->cfg->user_rate, s->user, 1,
 				now_usec(s))) {
@@ -895,6 +999,8 @@ static void data_emit(const char *buf, size_t len, void *ctx)
 {
 	struct smtp_session *s = ctx;
 
+	if (s->hs_active && !s->hs.done)
+		header_scan_feed(&s->hs, buf, len);
 	if (s->relay != NULL && !s->data_refused)
 		relay_data_write(s->relay, buf, len);
 }
@@ -920,6 +1026,8 @@ static void cmd_data(struct smtp_session *s, const char *args)
 		reply_error(s, "501 5.5.4 Syntax: DATA");
 		return;
 	}
+	header_scan_init(&s->hs);
+	s->hs_active = true;
 	prepend = tag_headers(s);
 	s->df = data_filter_new(s->cfg->bare_newline, s->cfg->max_message_size,
 				prepend, s->cfg->identity_header, data_emit, s);
@@ -989,6 +1097,23 @@ static void data_process(struct smtp_session *s)
 				reply(s, "550 5.5.2 Message contains bare CR or LF "
 				      "(RFC 5321 §2.3.8)");
 			return;
+		}
+		if (check_header(s)) {
+			char why[300];
+			const char *problem = header_sender_problem(s, why,
+								    sizeof(why));
+
+			if (problem != NULL) {
+				/* Never end the data: nothing is delivered. */
+				relay_abort(&s->relay);
+				saudit(s, LOG_LVL_NOTICE, "sender-refused",
+				       "user", s->user, "from", s->mail.path,
+				       "message_id", message_id(s),
+				       "reason", problem);
+				transaction_reset(s);
+				reply(s, "553 5.7.1 %s", problem);
+				return;
+			}
 		}
 		s->pending = P_DOT;
 		s->state = S_RELAY_WAIT;
@@ -1209,7 +1334,10 @@ static void session_destroy(struct smtp_session *s)
 	auth_wipe(s);
 	/* Never the end of data: an unfinished message is dropped. */
 	relay_abort(&s->relay);
-	data_filter_free(&s->df);
+	transaction_reset(s);
+	for (size_t i = 0; i < s->n_addrs; i++)
+		free(s->addrs[i]);
+	free(s->addrs);
 	sd_event_source_disable_unref(s->resume);
 	sd_event_source_disable_unref(s->delay);
 	sd_event_source_disable_unref(s->proxy_io);
