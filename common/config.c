@@ -639,6 +639,30 @@ static void set_require_group(struct parser *p, const struct key_def *k,
 	c->require_group[c->n_require_group++] = xstrdup(value);
 }
 
+static void set_send_as(struct parser *p, const struct key_def *k,
+			const char *value)
+{
+	struct config *c = p->cfg;
+	size_t alen = strcspn(value, " \t");
+	const char *group = value + alen;
+	const char *at = memchr(value, '@', alen);
+
+	group += strspn(group, " \t");
+	if (alen == 0 || at == NULL || at == value || at == value + alen - 1 ||
+	    *group == '\0') {
+		perr(p, p->line, "[%s] %s: want \"ADDRESS GROUP\" "
+		     "(e.g. helpdesk@example.com helpdesk), got \"%s\"",
+		     k->section, k->name, Q(value));
+		return;
+	}
+	c->send_as = xreallocarray(c->send_as, c->n_send_as + 1,
+				   sizeof(*c->send_as));
+	c->send_as[c->n_send_as].address = xstrndup(value, alen);
+	c->send_as[c->n_send_as].group = xstrdup(group);
+	c->send_as[c->n_send_as].line = p->line;
+	c->n_send_as++;
+}
+
 /* An IPv6 address, with an optional "%zone" (fe80::1%eth0). */
 static bool is_ipv6(const char *s, size_t len)
 {
@@ -948,6 +972,7 @@ static const struct key_def keys[] = {
 	ENUM("policy", "sender_check", sender_check, sender_check_names),
 	ENUM("policy", "bare_newline", bare_newline, bare_newline_names),
 	BOOL("policy", "allow_null_sender", allow_null_sender),
+	FUNC("policy", "send_as", set_send_as, KEY_REPEATABLE),
 	{ "policy", "user_rate", set_rate, OFF(user_rate), KEY_EMPTY_OK, 0, 0,
 	  NULL, NULL },
 	{ "policy", "user_recipient_rate", set_rate, OFF(user_recipient_rate),
@@ -1427,6 +1452,11 @@ void config_free(struct config **config)
 	free(c->tls);
 	free(c->tls_ciphers);
 	free_words(c->require_group, c->n_require_group);
+	for (size_t i = 0; i < c->n_send_as; i++) {
+		free(c->send_as[i].address);
+		free(c->send_as[i].group);
+	}
+	free(c->send_as);
 	free(c->worker_path);
 	free(c->pam_service);
 	free(c->address_domain);

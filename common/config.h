@@ -39,6 +39,14 @@ enum sender_check { SENDER_CHECK_OFF, SENDER_CHECK_ENVELOPE,
 		    SENDER_CHECK_HEADER, SENDER_CHECK_BOTH };
 enum bare_newline { BARE_NEWLINE_REJECT, BARE_NEWLINE_NORMALIZE };
 
+/* [policy] send_as = ADDRESS GROUP: members of GROUP (an NSS group name
+ * for pam, a group DN for ldap) may send as ADDRESS (shared mailboxes). */
+struct config_send_as {
+	char *address;
+	char *group;
+	unsigned line;
+};
+
 struct config_hostport {
 	char *host;
 	char *port;
@@ -129,6 +137,8 @@ struct config {
 	/* [policy] */
 	enum sender_check sender_check;	/* default both */
 	bool allow_null_sender;		/* MAIL FROM:<>, default no */
+	struct config_send_as *send_as;	/* repeatable */
+	size_t n_send_as;
 	enum bare_newline bare_newline;	/* default reject */
 	struct config_rate user_rate;		/* messages per user */
 	struct config_rate user_recipient_rate;	/* recipients per user */

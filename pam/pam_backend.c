@@ -23,12 +23,16 @@ struct pam_backend {
 	char **require_group;
 	size_t n_require_group;
 	char *address_domain;	/* NULL: no address */
+	const struct config_send_as *send_as;	/* the config's, not copied */
+	size_t n_send_as;
 };
 
 struct pam_backend *pam_backend_new(const char *service,
 				    char *const *require_group,
 				    size_t n_require_group,
-				    const char *address_domain)
+				    const char *address_domain,
+				    const struct config_send_as *send_as,
+				    size_t n_send_as)
 {
 	struct pam_backend *pb = xcalloc(1, sizeof(*pb));
 
@@ -39,6 +43,8 @@ struct pam_backend *pam_backend_new(const char *service,
 	pb->n_require_group = n_require_group;
 	if (address_domain != NULL && address_domain[0] != '\0')
 		pb->address_domain = xstrdup(address_domain);
+	pb->send_as = send_as;
+	pb->n_send_as = n_send_as;
 	return pb;
 }
 
@@ -264,13 +270,14 @@ static bool nss_not_found(int err)
 	return err == 0 || err == ENOENT || err == ESRCH;
 }
 
-static void group_check(const struct pam_backend *pb, const char *user,
-			struct auth_reply *rep)
+/* The user's groups (primary included) into *groups_r; 0, or -1 with
+ * rep set (PERMFAIL: unknown to NSS; TEMPFAIL: NSS failing). */
+static int user_groups(const char *user, gid_t **groups_r, int *n_r,
+		       struct auth_reply *rep)
 {
 	struct passwd *pw;
 	gid_t base, *groups = NULL;
 	int n = GROUPS_START, got;
-	bool nss_error = false;
 
 	errno = 0;
 	pw = getpwnam(user);
@@ -286,7 +293,7 @@ static void group_check(const struct pam_backend *pb, const char *user,
 			log_err("getpwnam(%s): %s", user, strerror(err));
 			set_result(rep, AUTH_TEMPFAIL, "getpwnam failed");
 		}
-		return;
+		return -1;
 	}
 	base = pw->pw_gid;
 
@@ -302,46 +309,75 @@ static void group_check(const struct pam_backend *pb, const char *user,
 				GROUPS_MAX);
 			set_result(rep, AUTH_TEMPFAIL, "too many groups");
 			free(groups);
-			return;
+			return -1;
 		}
 		n = got > n ? got : n * 2;
 		if (n > GROUPS_MAX)
 			n = GROUPS_MAX;
 	}
+	*groups_r = groups;
+	*n_r = got;
+	return 0;
+}
+
+/* 1 if the group named name is among groups, 0 if not (or no such
+ * group), -1 if NSS failed to say. */
+static int member_of(const char *name, const gid_t *groups, int n,
+		     const char *what)
+{
+	struct group *gr;
+
+	errno = 0;
+	gr = getgrnam(name);
+	if (gr == NULL) {
+		int err = errno;
+
+		if (nss_not_found(err)) {
+			log_warn("%s %s: no such group", what, name);
+			return 0;
+		}
+		log_err("getgrnam(%s): %s", name, strerror(err));
+		return -1;
+	}
+	for (int k = 0; k < n; k++)
+		if (groups[k] == gr->gr_gid)
+			return 1;
+	return 0;
+}
+
+static void group_check(const struct pam_backend *pb, const gid_t *groups,
+			int n, struct auth_reply *rep)
+{
+	bool nss_error = false;
 
 	for (size_t i = 0; i < pb->n_require_group; i++) {
-		const char *name = pb->require_group[i];
-		struct group *gr;
+		int r = member_of(pb->require_group[i], groups, n,
+				  "require_group");
 
-		errno = 0;
-		gr = getgrnam(name);
-		if (gr == NULL) {
-			int err = errno;
-
-			if (nss_not_found(err)) {
-				log_warn("require_group %s: no such group",
-					 name);
-			} else {
-				log_err("getgrnam(%s): %s", name,
-					strerror(err));
-				nss_error = true;
-			}
-			continue;
+		if (r > 0) {
+			set_result(rep, AUTH_OK, "");
+			return;
 		}
-		for (int k = 0; k < got; k++) {
-			if (groups[k] == gr->gr_gid) {
-				free(groups);
-				set_result(rep, AUTH_OK, "");
-				return;
-			}
-		}
+		if (r < 0)
+			nss_error = true;
 	}
-	free(groups);
 	/* A group we could not look up might have been the one. */
 	if (nss_error)
 		set_result(rep, AUTH_TEMPFAIL, "group look-up failed");
 	else
 		set_result(rep, AUTH_PERMFAIL, "not in a required group");
+}
+
+static void add_address(struct auth_reply *rep, const char *user,
+			const char *addr)
+{
+	if (rep->n_address >= AUTH_MAX_ADDRESSES ||
+	    strlen(addr) > AUTH_ADDRESS_MAX) {
+		log_warn("user %s: address %s not sent (too many or too long)",
+			 user, addr);
+		return;
+	}
+	strcpy(rep->address[rep->n_address++], addr);
 }
 
 void pam_backend_auth(const struct pam_backend *pb,
@@ -371,22 +407,59 @@ void pam_backend_auth(const struct pam_backend *pb,
 	pam_run(pb, req, rep, canonical);
 	if (rep->result != AUTH_OK)
 		return;
-	if (pb->n_require_group > 0) {
-		group_check(pb, canonical, rep);
-		if (rep->result != AUTH_OK)
+	if (pb->n_require_group > 0 || pb->n_send_as > 0) {
+		gid_t *groups = NULL;
+		int n = 0;
+
+		if (user_groups(canonical, &groups, &n, rep) < 0) {
+			/* Unknown to NSS only matters for require_group:
+			 * for send_as it just means no shared mailbox. */
+			if (pb->n_require_group > 0 ||
+			    rep->result == AUTH_TEMPFAIL)
+				return;
+			set_result(rep, AUTH_OK, "");
+		}
+		if (pb->n_require_group > 0)
+			group_check(pb, groups, n, rep);
+		/* Shared mailboxes: members of the group may send as. */
+		for (size_t i = 0; rep->result == AUTH_OK &&
+		     i < pb->n_send_as; i++) {
+			int r = member_of(pb->send_as[i].group, groups, n,
+					  "send_as");
+
+			if (r > 0)
+				add_address(rep, canonical,
+					    pb->send_as[i].address);
+			else if (r < 0)
+				set_result(rep, AUTH_TEMPFAIL,
+					   "group look-up failed");
+		}
+		free(groups);
+		if (rep->result != AUTH_OK) {
+			rep->n_address = 0;
 			return;
+		}
 	}
 
 	strcpy(rep->user, canonical);
 	if (pb->address_domain != NULL) {
-		len = snprintf(rep->address[0], sizeof(rep->address[0]),
-			       "%s@%s", canonical, pb->address_domain);
-		if (len < 0 || (size_t)len >= sizeof(rep->address[0])) {
+		char own[AUTH_ADDRESS_MAX + 2];
+
+		len = snprintf(own, sizeof(own), "%s@%s", canonical,
+			       pb->address_domain);
+		if (len < 0 || (size_t)len >= sizeof(own) - 1) {
 			log_warn("user %s: address too long, none sent",
 				 canonical);
-			rep->address[0][0] = '\0';
 		} else {
-			rep->n_address = 1;
+			/* The user's own address first: it is the one
+			 * MAIL AUTH= names upstream. */
+			size_t keep = rep->n_address < AUTH_MAX_ADDRESSES ?
+				      rep->n_address : AUTH_MAX_ADDRESSES - 1;
+
+			memmove(rep->address[1], rep->address[0],
+				keep * sizeof(rep->address[0]));
+			strcpy(rep->address[0], own);
+			rep->n_address = keep + 1;
 		}
 	}
 }

@@ -8,16 +8,21 @@
 #include <stddef.h>
 
 #include "auth_proto.h"
+#include "config.h"
 
 struct pam_backend;
 
 /* Copies its arguments. require_group: NSS group names, membership of
  * any one suffices; none: any user PAM accepts. address_domain NULL or
- * empty: no address in the reply. */
+ * empty: no address in the reply. send_as: (address, NSS group) pairs
+ * from the config, which must outlive the backend: a member of the group
+ * gets the address too. */
 struct pam_backend *pam_backend_new(const char *service,
 				    char *const *require_group,
 				    size_t n_require_group,
-				    const char *address_domain);
+				    const char *address_domain,
+				    const struct config_send_as *send_as,
+				    size_t n_send_as);
 void pam_backend_free(struct pam_backend **pb);
 
 /* Authenticate req and fill in rep->result and rep->reason, and on OK
