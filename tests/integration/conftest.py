@@ -17,6 +17,7 @@ Environment:
 
 import importlib.util
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -719,6 +720,13 @@ def authrelay(request, tmp_path, pki, smarthost):
             for k, v in extra.items():
                 cmd += ["-E", f"{k}={v}"]
             argv = cmd + argv
+
+        # If pytest itself is killed (no teardown), the kernel kills the
+        # daemon: setpriv sets the parent-death signal and execs, so the
+        # PID stays the daemon's (and LISTEN_PID stays right).
+        setpriv = shutil.which("setpriv")
+        if setpriv:
+            argv = [setpriv, "--pdeathsig", "KILL", "--"] + argv
 
         d = Daemon(tmp_path, conf_path, conf_text, argv, base_env(extra),
                    starttls_port, tls_port, notify, name)
