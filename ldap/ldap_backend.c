@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -29,6 +31,8 @@
 #define SECRET_MAX 1024		/* octets of bind_password_file */
 #define READ_TRIES 64		/* read() calls for that file */
 #define WHY_MAX 256
+#define URI_HOLD_DOWN (30 * USEC_PER_SEC)	/* a failed uri goes last */
+#define WATCH_SLACK 250000	/* usec the watchdog gives libldap's own */
 #define SYSTEM_CA_FILE "/etc/ssl/certs/ca-certificates.crt"
 
 /* How a step of a request ended. STALE: the connection, opened by an
@@ -40,6 +44,7 @@ struct conn {
 	const char *name;	/* "search" or "bind", for the log */
 	LDAP *ld;		/* NULL: not open */
 	const char *uri;	/* the [ldap] uri it is open to */
+	size_t uri_i;		/* its index in cfg->ldap_uri */
 	unsigned long opened;	/* the request it was opened in */
 };
 
@@ -52,12 +57,15 @@ struct ldap_backend {
 	const struct config *cfg;	/* not ours */
 	bool dn_template;	/* user_dn_template, no search */
 	char *login_attr;	/* the attribute %u is matched against */
-	char **groups;		/* require_group, normalized; NULL: not a DN */
-	size_t n_groups;
+	/* The groups looked for, normalized (NULL: not a DN): first
+	 * [auth] require_group, then the groups of [policy] send_as. */
+	char **targets;
+	size_t n_targets, n_required;
 	const char **attrs;	/* read from the user's entry */
 	const char *ca_file;	/* cfg->ldap_ca_file or the system's */
 	struct conn search;	/* service account (or anonymous) */
 	struct conn bind;	/* user binds only */
+	uint64_t *failed_at;	/* per uri: when it last failed, 0 never */
 	unsigned long request;	/* requests served, this one included */
 	uint64_t deadline;	/* this request's, CLOCK_MONOTONIC usec */
 	char diag[WHY_MAX];	/* the server's message for the last error */
@@ -68,7 +76,6 @@ struct user {
 	char canonical[AUTH_USER_MAX + 1];
 	char *uid;		/* memberUid mode: the entry's uid */
 	struct strv member_of;	/* memberOf mode: the entry's memberOf */
-	bool have_entry;
 };
 
 static void set_result(struct auth_reply *rep, enum auth_result result,
@@ -353,6 +360,89 @@ fail:
 	return -1;
 }
 
+/* --- the watchdog --- */
+
+/* libldap bounds the TCP connect (LDAP_OPT_NETWORK_TIMEOUT) and its
+ * result waits, but OpenLDAP 2.5 does the TLS handshake (ldaps://,
+ * StartTLS) on a blocking socket without a timeout, and a server that
+ * stops in the middle of a TLS record blocks a read the same way. The
+ * watchdog is the backstop: an ITIMER_REAL armed around each such call,
+ * a little after libldap's own limit; when it fires, SIGALRM (without
+ * SA_RESTART) interrupts the read and its handler shuts the socket down,
+ * so the call fails instead of hanging. One request at a time in one
+ * thread: one watch at a time. */
+static volatile sig_atomic_t watch_fd = -1;	/* the socket to shut down */
+static volatile sig_atomic_t watch_fired;
+
+static void on_alarm(int sig)
+{
+	int fd = watch_fd;
+
+	watch_fired = 1;
+	if (fd >= 0)
+		shutdown(fd, SHUT_RDWR);	/* async-signal-safe */
+}
+
+/* fd: the connection's socket, or -1 while ldap_connect makes it (the
+ * connect callback fills it in). */
+static void watch_start(int fd, const struct timeval *limit)
+{
+	struct itimerval it;
+	uint64_t usec = (uint64_t)limit->tv_sec * USEC_PER_SEC +
+			(uint64_t)limit->tv_usec + WATCH_SLACK;
+
+	memset(&it, 0, sizeof(it));
+	it.it_value.tv_sec = (time_t)(usec / USEC_PER_SEC);
+	it.it_value.tv_usec = (suseconds_t)(usec % USEC_PER_SEC);
+	watch_fired = 0;
+	watch_fd = fd;
+	setitimer(ITIMER_REAL, &it, NULL);
+}
+
+/* Disarm; true if it fired (the connection is unusable). */
+static bool watch_stop(void)
+{
+	struct itimerval off;
+
+	memset(&off, 0, sizeof(off));
+	setitimer(ITIMER_REAL, &off, NULL);
+	watch_fd = -1;
+	return watch_fired != 0;
+}
+
+/* libldap's connection callbacks: the socket, as soon as it exists. */
+static int on_conn_add(LDAP *ld, Sockbuf *sb, LDAPURLDesc *srv,
+		       struct sockaddr *addr, struct ldap_conncb *ctx)
+{
+	ber_socket_t fd = -1;
+
+	if (ber_sockbuf_ctrl(sb, LBER_SB_OPT_GET_FD, &fd) == 1 && fd >= 0)
+		watch_fd = fd;
+	return 0;
+}
+
+static void on_conn_del(LDAP *ld, Sockbuf *sb, struct ldap_conncb *ctx)
+{
+	ber_socket_t fd = -1;
+
+	/* Called with sb NULL just before the handle is freed. */
+	if (sb != NULL && ber_sockbuf_ctrl(sb, LBER_SB_OPT_GET_FD, &fd) == 1 &&
+	    fd == watch_fd)
+		watch_fd = -1;
+}
+
+static struct ldap_conncb conn_callbacks = { on_conn_add, on_conn_del,
+					     NULL };
+
+static int conn_fd(LDAP *ld)
+{
+	ber_socket_t fd = -1;
+
+	if (ldap_get_option(ld, LDAP_OPT_DESC, &fd) != LDAP_OPT_SUCCESS)
+		return -1;
+	return fd;
+}
+
 /* --- connections --- */
 
 static void conn_close(struct conn *c)
@@ -391,20 +481,19 @@ static int set_opt(LDAP *ld, int option, const void *value,
 #define SET_OPT(ld, opt, value, uri, why, why_size) \
 	set_opt(ld, opt, value, #opt, uri, why, why_size)
 
+/* The limit for the next step into *tv, and into ld for the connect
+ * and the result of synchronous calls (ldap_start_tls_s); our own waits
+ * pass it to ldap_result. */
 static int set_timeouts(struct ldap_backend *lb, LDAP *ld, const char *uri,
-			char *why, size_t why_size)
+			char *why, size_t why_size, struct timeval *tv)
 {
-	struct timeval tv;
-
-	if (!wait_limit(lb, &tv)) {
+	if (!wait_limit(lb, tv)) {
 		why_set(why, why_size, "request deadline passed");
 		return -1;
 	}
-	/* Connect and TLS handshake; the result of synchronous calls
-	 * (ldap_start_tls_s). Our own waits pass it to ldap_result. */
-	if (SET_OPT(ld, LDAP_OPT_NETWORK_TIMEOUT, &tv, uri, why,
+	if (SET_OPT(ld, LDAP_OPT_NETWORK_TIMEOUT, tv, uri, why,
 		    why_size) < 0 ||
-	    SET_OPT(ld, LDAP_OPT_TIMEOUT, &tv, uri, why, why_size) < 0)
+	    SET_OPT(ld, LDAP_OPT_TIMEOUT, tv, uri, why, why_size) < 0)
 		return -1;
 	return 0;
 }
@@ -448,7 +537,13 @@ static int conn_result(struct ldap_backend *lb, struct conn *c, int msgid,
 	*res_r = NULL;
 	if (!wait_limit(lb, &tv))
 		return LDAP_TIMEOUT;
+	watch_start(conn_fd(c->ld), &tv);
 	rc = ldap_result(c->ld, msgid, LDAP_MSG_ALL, &tv, res_r);
+	if (watch_stop()) {
+		ldap_msgfree(*res_r);
+		*res_r = NULL;
+		return LDAP_TIMEOUT;
+	}
 	if (rc > 0)
 		return LDAP_SUCCESS;
 	if (rc == 0) {
@@ -531,10 +626,22 @@ static int conn_search(struct ldap_backend *lb, struct conn *c,
 	return err;
 }
 
+/* A server that failed to connect or stopped answering: connections to
+ * it are closed, and new ones try the other URIs first for a while. */
+static void uri_failed(struct ldap_backend *lb, size_t i)
+{
+	lb->failed_at[i] = now_usec();
+	if (lb->search.ld != NULL && lb->search.uri_i == i)
+		conn_close(&lb->search);
+	if (lb->bind.ld != NULL && lb->bind.uri_i == i)
+		conn_close(&lb->bind);
+}
+
 /* An error on c: log it, close c (a later request reopens it, maybe on
- * another server) and fail temporarily. STALE instead when c was opened
- * by an earlier request and the error says it is gone: the server
- * restarted or closed an idle connection. */
+ * another server) and fail temporarily. A local error (timeout, server
+ * gone) marks the server failed, see uri_failed. STALE instead when c
+ * was opened by an earlier request and the error says it is gone: the
+ * server restarted or closed an idle connection. */
 static enum step conn_failed(struct ldap_backend *lb, struct conn *c,
 			     int rc, const char *what,
 			     struct auth_reply *rep)
@@ -551,6 +658,8 @@ static enum step conn_failed(struct ldap_backend *lb, struct conn *c,
 			 lb->diag[0] != '\0' ? ": " : "", lb->diag);
 	set_result(rep, AUTH_TEMPFAIL, "ldap %s: %s", what,
 		   ldap_err2string(rc));
+	if (!stale && rc < 0)
+		uri_failed(lb, c->uri_i);
 	conn_close(c);
 	return stale ? STEP_STALE : STEP_TEMPFAIL;
 }
@@ -585,16 +694,38 @@ static bool uri_scheme(const char *uri, const char *scheme)
 	return strncasecmp(uri, scheme, strlen(scheme)) == 0;
 }
 
-/* Open c on uri: connect, TLS (ldaps://, or StartTLS on ldap:// when
- * starttls = yes), and for the search connection the service bind. */
-static int conn_open_one(struct ldap_backend *lb, struct conn *c,
-			 const char *uri, bool service, char *why,
-			 size_t why_size)
+/* Is anybody there? Any answer to a read of the root DSE will do: a
+ * server that takes the connection and then hangs fails here, while
+ * the next URI can still be tried. */
+static int probe(struct ldap_backend *lb, struct conn *c, char *why,
+		 size_t why_size)
+{
+	static const char *const no_attrs[] = { LDAP_NO_ATTRS, NULL };
+	LDAPMessage *res = NULL;
+	int rc;
+
+	rc = conn_search(lb, c, "", LDAP_SCOPE_BASE, "(objectClass=*)",
+			 no_attrs, 1, &res);
+	ldap_msgfree(res);
+	if (rc >= 0)
+		return 0;
+	why_set(why, why_size, "no answer: %s", ldap_err2string(rc));
+	return -1;
+}
+
+/* Open c on [ldap] uri i: connect; TLS (ldaps://, or StartTLS on
+ * ldap:// when starttls = yes); for the search connection the service
+ * bind; and if none of these had the server answer, a probe. */
+static int conn_open_one(struct ldap_backend *lb, struct conn *c, size_t i,
+			 bool service, char *why, size_t why_size)
 {
 	const struct config *cfg = lb->cfg;
+	const char *uri = cfg->ldap_uri[i];
 	bool starttls = uri_scheme(uri, "ldap://") && cfg->ldap_starttls;
 	bool tls = starttls || uri_scheme(uri, "ldaps://");
+	bool bind = service && cfg->ldap_bind_dn != NULL;
 	int version = LDAP_VERSION3, rc;
+	struct timeval tv;
 	LDAP *ld = NULL;
 
 	rc = ldap_initialize(&ld, uri);
@@ -610,34 +741,44 @@ static int conn_open_one(struct ldap_backend *lb, struct conn *c,
 		    why_size) < 0 ||
 	    SET_OPT(ld, LDAP_OPT_RESTART, LDAP_OPT_ON, uri, why,
 		    why_size) < 0 ||
-	    set_timeouts(lb, ld, uri, why, why_size) < 0 ||
+	    SET_OPT(ld, LDAP_OPT_CONNECT_CB, &conn_callbacks, uri, why,
+		    why_size) < 0 ||
+	    set_timeouts(lb, ld, uri, why, why_size, &tv) < 0 ||
 	    (tls && setup_tls(lb, ld, uri, why, why_size) < 0))
 		goto fail;
+	/* ldaps://: the TLS handshake happens here too. */
+	watch_start(-1, &tv);
 	rc = ldap_connect(ld);
+	if (watch_stop())
+		rc = LDAP_TIMEOUT;
 	if (rc != LDAP_SUCCESS) {
 		ld_diag(ld, lb->diag, sizeof(lb->diag));
 		why_set(why, why_size, "connect: %s%s%s", ldap_err2string(rc),
-			 lb->diag[0] != '\0' ? ": " : "", lb->diag);
+			lb->diag[0] != '\0' ? ": " : "", lb->diag);
 		goto fail;
 	}
 	if (starttls) {
 		/* RFC 4513 §3: StartTLS before any bind. */
-		if (set_timeouts(lb, ld, uri, why, why_size) < 0)
+		if (set_timeouts(lb, ld, uri, why, why_size, &tv) < 0)
 			goto fail;
+		watch_start(conn_fd(ld), &tv);
 		rc = ldap_start_tls_s(ld, NULL, NULL);
+		if (watch_stop())
+			rc = LDAP_TIMEOUT;
 		if (rc != LDAP_SUCCESS) {
 			ld_diag(ld, lb->diag, sizeof(lb->diag));
 			why_set(why, why_size, "StartTLS: %s%s%s",
-				 ldap_err2string(rc),
-				 lb->diag[0] != '\0' ? ": " : "", lb->diag);
+				ldap_err2string(rc),
+				lb->diag[0] != '\0' ? ": " : "", lb->diag);
 			goto fail;
 		}
 	}
 	c->ld = ld;
 	c->uri = uri;
+	c->uri_i = i;
 	c->opened = lb->request;
-	if (service && cfg->ldap_bind_dn != NULL &&
-	    service_bind(lb, c, why, why_size) < 0) {
+	if ((bind && service_bind(lb, c, why, why_size) < 0) ||
+	    (!bind && !tls && probe(lb, c, why, why_size) < 0)) {
 		conn_close(c);
 		return -1;
 	}
@@ -648,33 +789,46 @@ fail:
 }
 
 /* c, open: kept from an earlier request, or opened now on the first
- * [ldap] uri that works, in order. */
+ * [ldap] uri that works, in order; URIs that failed within the last
+ * URI_HOLD_DOWN only after all the others. */
 static enum step conn_ensure(struct ldap_backend *lb, struct conn *c,
 			     bool service, struct auth_reply *rep)
 {
 	const struct config *cfg = lb->cfg;
 	char why[WHY_MAX] = "no uri";
+	uint64_t now = now_usec();
 
 	if (c->ld != NULL)
 		return STEP_OK;
-	for (size_t i = 0; i < cfg->n_ldap_uri; i++) {
-		if (now_usec() + 1000 >= lb->deadline) {
-			why_set(why, sizeof(why), "request deadline passed");
-			break;
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < cfg->n_ldap_uri; i++) {
+			uint64_t failed = lb->failed_at[i];
+			bool held;
+
+			if (failed != 0 && failed >= now)
+				continue;	/* failed in this call */
+			held = failed != 0 && now - failed < URI_HOLD_DOWN;
+			if (held != (pass == 1))
+				continue;
+			if (now_usec() + 1000 >= lb->deadline) {
+				why_set(why, sizeof(why),
+					"request deadline passed");
+				goto fail;
+			}
+			if (conn_open_one(lb, c, i, service, why,
+					  sizeof(why)) == 0) {
+				lb->failed_at[i] = 0;
+				if (i > 0)
+					log_notice("ldap %s connection: "
+						   "using %s", c->name, c->uri);
+				return STEP_OK;
+			}
+			log_warn("ldap %s connection: %s: %s", c->name,
+				 cfg->ldap_uri[i], why);
+			uri_failed(lb, i);
 		}
-		if (conn_open_one(lb, c, cfg->ldap_uri[i], service, why,
-				  sizeof(why)) == 0) {
-			if (i > 0)
-				log_notice("ldap %s connection: using %s",
-					   c->name, c->uri);
-			else
-				log_debug("ldap %s connection: using %s",
-					  c->name, c->uri);
-			return STEP_OK;
-		}
-		log_warn("ldap %s connection: %s: %s", c->name,
-			 cfg->ldap_uri[i], why);
 	}
+fail:
 	set_result(rep, AUTH_TEMPFAIL, "no ldap server available: %s", why);
 	return STEP_TEMPFAIL;
 }
@@ -696,6 +850,8 @@ static void add_address(struct auth_reply *rep, const char *a, size_t len,
 {
 	size_t i;
 
+	if (len == 0 || len > AUTH_ADDRESS_MAX)
+		return;
 	for (i = 0; i < rep->n_address; i++)
 		if (strlen(rep->address[i]) == len &&
 		    strncasecmp(rep->address[i], a, len) == 0)
@@ -764,7 +920,6 @@ static void user_from_entry(struct ldap_backend *lb, LDAP *ld,
 		u->dn = xstrdup(dn);
 		ldap_memfree(dn);
 	}
-	u->have_entry = true;
 
 	vals = lb->login_attr != NULL ?
 	       ldap_get_values_len(ld, e, lb->login_attr) : NULL;
@@ -1041,28 +1196,41 @@ static enum step groups_memberof(struct ldap_backend *lb, struct conn *c,
 	return STEP_OK;
 }
 
-static bool group_required(const struct ldap_backend *lb, const char *norm)
+/* Mark the targets norm is; true when the walk can end: a required
+ * group found and no send_as group to look for, or every target found. */
+static bool group_hit(const struct ldap_backend *lb, const char *norm,
+		      bool *hit, size_t *n_hit)
 {
-	for (size_t i = 0; i < lb->n_groups; i++)
-		if (lb->groups[i] != NULL && strcmp(lb->groups[i], norm) == 0)
-			return true;
-	return false;
+	bool done = false;
+
+	for (size_t t = 0; t < lb->n_targets; t++) {
+		if (hit[t] || lb->targets[t] == NULL ||
+		    strcmp(lb->targets[t], norm) != 0)
+			continue;
+		hit[t] = true;
+		(*n_hit)++;
+		if (t < lb->n_required && lb->n_targets == lb->n_required)
+			done = true;
+	}
+	return done || *n_hit == lb->n_targets;
 }
 
-/* Is the user in one of require_group? Upwards from the user: the
- * groups that hold the user, then (nested_groups) the groups that hold
- * those, level by level. Each group is looked at once (a cycle ends
- * there), at most GROUP_DEPTH_MAX levels and GROUPS_MAX groups. */
-static enum step check_groups(struct ldap_backend *lb, struct conn *c,
-			      const struct auth_request *req, struct user *u,
-			      struct auth_reply *rep)
+/* Which of lb->targets the user is in, into hit[]. Upwards from the
+ * user: the groups that hold the user, then (nested_groups) the groups
+ * that hold those, level by level. Each group is looked at once (a
+ * cycle ends there), at most GROUP_DEPTH_MAX levels and GROUPS_MAX
+ * groups. */
+static enum step walk_groups(struct ldap_backend *lb, struct conn *c,
+			     const struct auth_request *req, struct user *u,
+			     bool *hit, struct auth_reply *rep)
 {
 	const struct config *cfg = lb->cfg;
 	struct strv seen = { NULL, 0 }, level = { NULL, 0 };
 	struct strv fresh = { NULL, 0 };
 	enum step st = STEP_OK;
 	const char *attr, *value;
-	bool found = false;
+	size_t n_hit = 0;
+	bool done = false;
 
 	switch (cfg->ldap_group_membership) {
 	case LDAP_MEMBER_OF:
@@ -1086,16 +1254,15 @@ static enum step check_groups(struct ldap_backend *lb, struct conn *c,
 		break;
 	}
 
-	for (unsigned depth = 1; st == STEP_OK && !found; depth++) {
-		for (size_t i = 0; i < level.n && !found; i++) {
+	for (unsigned depth = 1; st == STEP_OK && !done; depth++) {
+		for (size_t i = 0; i < level.n && !done; i++) {
 			char *norm = dn_norm(level.v[i]);
 
 			if (norm == NULL || strv_has(&seen, norm)) {
 				free(norm);
 				continue;
 			}
-			if (group_required(lb, norm))
-				found = true;
+			done = group_hit(lb, norm, hit, &n_hit);
 			if (seen.n < GROUPS_MAX) {
 				strv_add(&seen, norm);
 				strv_add(&fresh, level.v[i]);
@@ -1103,7 +1270,7 @@ static enum step check_groups(struct ldap_backend *lb, struct conn *c,
 			free(norm);
 		}
 		strv_clear(&level);
-		if (found || !cfg->ldap_nested_groups || fresh.n == 0)
+		if (done || !cfg->ldap_nested_groups || fresh.n == 0)
 			break;
 		if (depth == GROUP_DEPTH_MAX || seen.n >= GROUPS_MAX) {
 			log_warn("user %s: groups nested deeper than %u levels "
@@ -1128,12 +1295,37 @@ static enum step check_groups(struct ldap_backend *lb, struct conn *c,
 	strv_clear(&seen);
 	strv_clear(&level);
 	strv_clear(&fresh);
-	if (st != STEP_OK)
+	return st;
+}
+
+/* require_group: membership of one of them is needed. [policy] send_as:
+ * members of its group may also send as its address. */
+static enum step check_groups(struct ldap_backend *lb, struct conn *c,
+			      const struct auth_request *req, struct user *u,
+			      struct auth_reply *rep)
+{
+	const struct config *cfg = lb->cfg;
+	bool *hit = xcalloc(lb->n_targets, sizeof(bool)), member = false;
+	enum step st;
+
+	st = walk_groups(lb, c, req, u, hit, rep);
+	if (st != STEP_OK) {
+		free(hit);
 		return st;
-	if (!found) {
+	}
+	for (size_t t = 0; t < lb->n_required; t++)
+		member = member || hit[t];
+	if (lb->n_required > 0 && !member) {
+		free(hit);
 		set_result(rep, AUTH_PERMFAIL, "not in a required group");
 		return STEP_PERMFAIL;
 	}
+	for (size_t i = 0; i < cfg->n_send_as; i++)
+		if (hit[lb->n_required + i])
+			add_address(rep, cfg->send_as[i].address,
+				    strlen(cfg->send_as[i].address), false,
+				    req->user);
+	free(hit);
 	return STEP_OK;
 }
 
@@ -1205,7 +1397,7 @@ void ldap_backend_auth(struct ldap_backend *lb,
 	st = run_step(lb, &lb->bind, false, bind_user, req, &u, rep);
 	if (st != STEP_OK)
 		goto out;
-	if (cfg->n_require_group > 0) {
+	if (lb->n_targets > 0) {
 		st = run_step(lb, &lb->search, true, check_groups, req, &u,
 			      rep);
 		if (st != STEP_OK)
@@ -1234,6 +1426,7 @@ out:
 struct ldap_backend *ldap_backend_new(const struct config *cfg)
 {
 	struct ldap_backend *lb = xcalloc(1, sizeof(*lb));
+	struct sigaction sa;
 	size_t n = 0;
 
 	/* authrelay.conf is the only configuration: libldap must not read
@@ -1244,6 +1437,12 @@ struct ldap_backend *ldap_backend_new(const struct config *cfg)
 	/* A server that closes its end would kill the worker with SIGPIPE
 	 * on the next write; libldap sees EPIPE instead. */
 	signal(SIGPIPE, SIG_IGN);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_alarm;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = 0;	/* no SA_RESTART: a blocked read must end */
+	if (sigaction(SIGALRM, &sa, NULL) < 0)
+		fatal("sigaction SIGALRM: %s", strerror(errno));
 
 	lb->cfg = cfg;
 	lb->dn_template = cfg->ldap_user_dn_template != NULL;
@@ -1258,13 +1457,18 @@ struct ldap_backend *ldap_backend_new(const struct config *cfg)
 	if (lb->ca_file == NULL && access(SYSTEM_CA_FILE, R_OK) == 0)
 		lb->ca_file = SYSTEM_CA_FILE;
 
-	lb->n_groups = cfg->n_require_group;
-	lb->groups = xcalloc(lb->n_groups, sizeof(char *));
-	for (size_t i = 0; i < lb->n_groups; i++) {
-		lb->groups[i] = dn_norm(cfg->require_group[i]);
-		if (lb->groups[i] == NULL)
-			log_err("[auth] require_group \"%s\" is not a DN: it "
-				"matches nobody", cfg->require_group[i]);
+	lb->n_required = cfg->n_require_group;
+	lb->n_targets = cfg->n_require_group + cfg->n_send_as;
+	lb->targets = xcalloc(lb->n_targets, sizeof(char *));
+	for (size_t i = 0; i < lb->n_targets; i++) {
+		const char *g = i < lb->n_required ? cfg->require_group[i] :
+				cfg->send_as[i - lb->n_required].group;
+
+		lb->targets[i] = dn_norm(g);
+		if (lb->targets[i] == NULL)
+			log_err("%s \"%s\" is not a DN: it matches nobody",
+				i < lb->n_required ? "[auth] require_group" :
+				"[policy] send_as group", g);
 	}
 
 	lb->attrs = xcalloc(cfg->n_ldap_address_attributes + 4,
@@ -1281,6 +1485,7 @@ struct ldap_backend *ldap_backend_new(const struct config *cfg)
 		lb->attrs[n++] = LDAP_NO_ATTRS;
 	lb->attrs[n] = NULL;
 
+	lb->failed_at = xcalloc(cfg->n_ldap_uri, sizeof(uint64_t));
 	lb->search.name = "search";
 	lb->bind.name = "bind";
 	return lb;
@@ -1295,10 +1500,11 @@ void ldap_backend_free(struct ldap_backend **lbp)
 	*lbp = NULL;
 	conn_close(&lb->search);
 	conn_close(&lb->bind);
-	for (size_t i = 0; i < lb->n_groups; i++)
-		free(lb->groups[i]);
-	free(lb->groups);
+	for (size_t i = 0; i < lb->n_targets; i++)
+		free(lb->targets[i]);
+	free(lb->targets);
 	free(lb->attrs);
+	free(lb->failed_at);
 	free(lb->login_attr);
 	free(lb);
 }

@@ -10,16 +10,37 @@
  * [ldap] uri that answers, in order, kept open across requests and
  * reopened after any error. A connection that turns out dead when it is
  * reused (the server restarted) is reopened and the step retried once.
+ * A server that failed (no connection, TLS or service bind failure, a
+ * timeout) is tried after the others for 30 s; a connection without a
+ * bind or TLS to prove the server answers reads the root DSE first.
  *
  * Time: every connect, TLS handshake and operation waits at most
  * [ldap] timeout, and never past the request's deadline (nine tenths of
  * [auth] worker_timeout after it arrived), so the worker answers before
  * the daemon gives up on it.
  *
+ * Groups: [auth] require_group and the groups of [policy] send_as are
+ * DNs. Membership is looked up upwards from the user: groups whose
+ * member (uniqueMember, memberUid = the entry's uid) holds the user, or
+ * the user's memberOf; with nested_groups, the groups holding those,
+ * level by level (member/uniqueMember by DN, or each group's memberOf),
+ * each group once (cycles end), at most 8 levels and 1024 groups, under
+ * base. A require_group that is not a DN matches nobody (logged at
+ * start). send_as addresses follow the entry's own in the reply.
+ *
  * Results: OK only after a successful bind and group check; PERMFAIL
  * (535) when the directory says no (no such user, more than one entry,
  * wrong password, not in a group); TEMPFAIL (454) for anything else: no
  * server reachable, a timeout, TLS failure, an unexpected result code.
+ *
+ * TLS: ldaps://, or StartTLS on ldap:// with starttls = yes (required:
+ * a failure is a failed server); the chain is verified against ca_file
+ * (empty: /etc/ssl/certs/ca-certificates.crt) and the URI's host name
+ * against the certificate, TLS 1.2 at least.
+ *
+ * In user_dn_template mode the entry (canonical name, addresses,
+ * memberOf) is read as the user, on the bind connection, right after the
+ * bind; group searches always run on the search connection.
  *
  * The canonical name (reply USER) is the login name as the directory
  * spells it: the value of the attribute the login is matched against
@@ -37,14 +58,18 @@
 
 struct ldap_backend;
 
-/* cfg must outlive the backend; nothing is sent to a server yet. */
+/* cfg must outlive the backend; nothing is sent to a server yet. Sets
+ * up the process for libldap: LDAPNOINIT (authrelay.conf is the only
+ * configuration: no ldap.conf, ~/.ldaprc or LDAP* variables), SIGPIPE
+ * ignored, SIGALRM and ITIMER_REAL taken (a watchdog for the waits
+ * libldap cannot bound itself). */
 struct ldap_backend *ldap_backend_new(const struct config *cfg);
 void ldap_backend_free(struct ldap_backend **lb);
 
 /* Authenticate req and fill in rep->result and rep->reason, and on OK
  * rep->user (the canonical name) and rep->address. rep->id is the
- * caller's. The caller owns req and wipes its password; copies made
- * here are wiped here. */
+ * caller's. The caller owns req and wipes its password; none is copied
+ * here (libldap frees its encoding of the bind request unwiped). */
 void ldap_backend_auth(struct ldap_backend *lb,
 		       const struct auth_request *req, struct auth_reply *rep);
 

@@ -549,9 +549,9 @@ class AuthWorker:
         self.pid = os.posix_spawn(str(worker),
                                   [str(worker), "-c", str(conf_path)], env,
                                   file_actions=actions, setsid=True)
-        child.close()
         if cfd != child.fileno():
             os.close(cfd)
+        child.close()
         self.rid = 0
         self.returncode = None
 
