@@ -1,38 +1,108 @@
 #!/bin/bash
 # Install what authrelay needs, build it, and run a demo on 127.0.0.1:
-# authrelay on 1587 (STARTTLS) and 1465 (implicit TLS), demo users through
-# PAM (pam_matrix via pam_wrapper, no system account touched), and a local
-# sink on 2525 that keeps delivered mail in a folder. Ctrl-C stops it all.
+#   - a throwaway slapd (127.0.0.1:1389) with demo users and a group,
+#   - a local smarthost (127.0.0.1:2525) that keeps each message it
+#     receives as a file in a folder,
+#   - authrelay on 1587 (STARTTLS) and 1465 (implicit TLS), authenticating
+#     against the slapd, letting members of cn=mail-senders send as their
+#     own mail addresses.
+# Ctrl-C stops it all; nothing outside the demo folder is touched.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
 demo=${AUTHRELAY_DEMO_DIR:-/tmp/authrelay-demo}
+base="dc=example,dc=com"
 
 if [ "$(id -u)" = 0 ] && [ -z "${AUTHRELAY_NO_APT:-}" ]; then
 	bash "$top/.ci/install-packages"
 fi
 
-mkdir -p "$top/build"
 cd "$top"
 [ -x configure ] || autoreconf -fi
+mkdir -p build
 cd build
 [ -f Makefile ] || ../configure --enable-warnings >/dev/null
 make -j2 >/dev/null
 
 rm -rf "$demo"
-mkdir -p "$demo/pam.d" "$demo/mail"
+mkdir -p "$demo/ldap/db" "$demo/mail"
 openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj /CN=localhost \
 	-addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
 	-keyout "$demo/key.pem" -out "$demo/cert.pem" 2>/dev/null
-cat > "$demo/passdb" <<PW
-alice:alice-demo:authrelay
-bob:bob-demo:authrelay
-PW
-matrix=/usr/lib/x86_64-linux-gnu/pam_wrapper/pam_matrix.so
-cat > "$demo/pam.d/authrelay" <<PAM
-auth required $matrix passdb=$demo/passdb
-account required $matrix passdb=$demo/passdb
-PAM
+
+# The directory: a service account for searches, three users (carol is
+# not in the senders group), one group.
+echo "demo-service" > "$demo/ldap.secret"
+chmod 600 "$demo/ldap.secret"
+cat > "$demo/ldap/slapd.conf" <<CONF
+include /etc/ldap/schema/core.schema
+include /etc/ldap/schema/cosine.schema
+include /etc/ldap/schema/nis.schema
+include /etc/ldap/schema/inetorgperson.schema
+pidfile $demo/ldap/slapd.pid
+modulepath /usr/lib/ldap
+moduleload back_mdb
+database mdb
+suffix "$base"
+rootdn "cn=admin,$base"
+rootpw demo-admin
+directory $demo/ldap/db
+maxsize 16777216
+access to attrs=userPassword
+	by anonymous auth
+	by * none
+access to *
+	by dn.exact="cn=authrelay,ou=services,$base" read
+	by self read
+	by * none
+CONF
+cat > "$demo/ldap/demo.ldif" <<LDIF
+dn: $base
+objectClass: dcObject
+objectClass: organization
+o: Example
+dc: example
+
+dn: ou=people,$base
+objectClass: organizationalUnit
+ou: people
+
+dn: ou=groups,$base
+objectClass: organizationalUnit
+ou: groups
+
+dn: ou=services,$base
+objectClass: organizationalUnit
+ou: services
+
+dn: cn=authrelay,ou=services,$base
+objectClass: person
+cn: authrelay
+sn: service
+userPassword: demo-service
+
+LDIF
+for u in alice bob carol; do
+	cat >> "$demo/ldap/demo.ldif" <<LDIF
+dn: uid=$u,ou=people,$base
+objectClass: inetOrgPerson
+uid: $u
+cn: $u
+sn: $u
+mail: $u@example.com
+userPassword: $u-demo
+
+LDIF
+done
+cat >> "$demo/ldap/demo.ldif" <<LDIF
+dn: cn=mail-senders,ou=groups,$base
+objectClass: groupOfNames
+cn: mail-senders
+member: uid=alice,ou=people,$base
+member: uid=bob,ou=people,$base
+LDIF
+slapadd -f "$demo/ldap/slapd.conf" -l "$demo/ldap/demo.ldif" >/dev/null 2>&1
+
 cat > "$demo/authrelay.conf" <<CONF
 [server]
 hostname = localhost
@@ -44,34 +114,60 @@ cert = $demo/cert.pem
 key = $demo/key.pem
 
 [auth]
-backend = pam
+backend = ldap
 worker_path = $top/build/pam/authrelay-auth
+require_group = cn=mail-senders,ou=groups,$base
+failure_delay = 1s
 
-[pam]
-service = authrelay
-address_domain = example.com
+[ldap]
+uri = ldap://127.0.0.1:1389
+base = $base
+bind_dn = cn=authrelay,ou=services,$base
+bind_password_file = $demo/ldap.secret
+user_filter = (&(objectClass=inetOrgPerson)(uid=%u))
+group_membership = member
+address_attributes = mail
 
 [relay]
 smarthost = 127.0.0.1:2525
 tls = none
+
+[policy]
+sender_check = both
 CONF
 
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+
+/usr/sbin/slapd -f "$demo/ldap/slapd.conf" -h "ldap://127.0.0.1:1389/" -d 0 \
+	> "$demo/ldap/slapd.log" 2>&1 &
+pids+=($!)
 /usr/bin/python3 "$top/contrib/demo/sink.py" --port 2525 --folder "$demo/mail" &
-sink=$!
-trap 'kill $sink 2>/dev/null; wait $sink 2>/dev/null' EXIT
+pids+=($!)
+for _ in $(seq 50); do
+	ldapsearch -x -H ldap://127.0.0.1:1389 -b "" -s base >/dev/null 2>&1 && break
+	sleep 0.1
+done
 
 cat <<MSG
 
 authrelay demo
   submission: 127.0.0.1:1587 (STARTTLS), 127.0.0.1:1465 (implicit TLS)
-  users:      alice / alice-demo, bob / bob-demo
+  directory:  ldap://127.0.0.1:1389 ($base)
+  users:      alice / alice-demo, bob / bob-demo (may send);
+              carol / carol-demo (not in cn=mail-senders: refused)
   mail kept:  $demo/mail
 Send a test message from another terminal:
-  swaks --server 127.0.0.1:1587 --tls --tls-verify=0 --auth LOGIN \\
+  swaks --server 127.0.0.1:1587 --tls --auth LOGIN \\
         --auth-user alice --auth-password alice-demo \\
         --from alice@example.com --to bob@example.com
 Ctrl-C stops the demo.
 
 MSG
-LD_PRELOAD=libpam_wrapper.so PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR="$demo/pam.d" \
-	"$top/build/proxy/authrelay" -c "$demo/authrelay.conf"
+"$top/build/proxy/authrelay" -c "$demo/authrelay.conf" &
+pids+=($!)
+wait "${pids[-1]}"
