@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
@@ -87,6 +89,12 @@ struct conn *conn_new(sd_event *event, int fd, size_t in_cap, size_t max_line,
 		      conn_callback *cb, void *ctx)
 {
 	struct conn *c = xcalloc(1, sizeof(*c));
+	int one = 1;
+
+	/* SMTP is question and answer: a reply must not wait for the
+	 * peer's delayed ACK of the previous write (Nagle). Fails harmlessly
+	 * on a socket that is not TCP. */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 
 	c->event = sd_event_ref(event);
 	c->fd = fd;
@@ -460,9 +468,17 @@ static int conn_read(struct conn *c)
 			break;
 	}
 	/* Records OpenSSL already decrypted raise no epoll event: come back
-	 * for them. */
-	if (c->ssl != NULL && SSL_pending(c->ssl) > 0 && c->reading)
-		schedule(c);
+	 * for them, but only while there is room for them. With the buffer
+	 * full the session must consume first; it asks for more with
+	 * conn_set_reading(). Re-arming regardless would spin this thread's
+	 * loop forever (a deferred source runs before anything else). */
+	if (c->ssl != NULL && c->reading && SSL_pending(c->ssl) > 0) {
+		size_t avail;
+
+		(void)line_reader_space(&c->in, &avail);
+		if (avail > 0)
+			schedule(c);
+	}
 	return got;
 }
 
