@@ -346,6 +346,13 @@ static void send_line(struct relay *r, enum relay_state next,
 	va_list ap;
 	int n;
 
+	/* Whatever is already buffered came before this command was sent:
+	 * a reply nobody asked for yet, which must not be taken for this
+	 * command's (CVE-2020-8794 class). */
+	if (line_reader_pending(conn_input(r->conn)) > 0) {
+		relay_fail(r, "reply before the command");
+		return;
+	}
 	va_start(ap, fmt);
 	n = vsnprintf(buf, sizeof(buf) - 2, fmt, ap);
 	va_end(ap);

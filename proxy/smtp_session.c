@@ -187,6 +187,16 @@ static void reply_error(struct smtp_session *s, const char *fmt, ...)
 	}
 }
 
+/* What cmd_data set up for a data phase. */
+static void data_state_free(struct smtp_session *s)
+{
+	data_filter_free(&s->df);
+	s->data_refused = false;
+	if (s->hs_active)
+		header_scan_free(&s->hs);
+	s->hs_active = false;
+}
+
 static void transaction_reset(struct smtp_session *s)
 {
 	s->in_transaction = false;
@@ -194,11 +204,7 @@ static void transaction_reset(struct smtp_session *s)
 	s->first_rcpt[0] = '\0';
 	s->n_rcpt = 0;
 	s->n_rcpt_tried = 0;
-	data_filter_free(&s->df);
-	s->data_refused = false;
-	if (s->hs_active)
-		header_scan_free(&s->hs);
-	s->hs_active = false;
+	data_state_free(s);
 }
 
 /* A transaction the smarthost knows about cannot just be forgotten: drop
@@ -687,6 +693,7 @@ static void on_relay_event(struct relay *r, enum relay_event ev,
 			relay_send_mail(s);
 		return;
 	case RELAY_EV_DRAINED:
+		conn_set_reading(s->conn, true);
 		schedule_resume(s);
 		return;
 	case RELAY_EV_FAILED:
@@ -702,7 +709,11 @@ static void on_relay_event(struct relay *r, enum relay_event ev,
 			return;	/* idle: the next MAIL reconnects */
 		saudit(s, LOG_LVL_WARNING, "relay-failure", "user", s->user,
 		       "reason", rep->text);
-		transaction_reset(s);
+		/* Lost at a RCPT, the transaction stays open: the client's
+		 * pipelined RCPTs and DATA get 451 too (relay_gone), not a
+		 * permanent 503 that would bounce a recipient. */
+		if (p != P_RCPT)
+			transaction_reset(s);
 		s->state = S_CMD;
 		/* SPEC: a smarthost that cannot be reached is 451 4.4.1. */
 		reply(s, "451 4.4.1 Smarthost unavailable, try again later");
@@ -733,6 +744,9 @@ static void on_relay_event(struct relay *r, enum relay_event ev,
 			break;
 		case P_DATA:
 			if (rep->code != 354) {
+				/* No data phase; another DATA sets it up anew
+				 * (without this, each one leaked a filter). */
+				data_state_free(s);
 				reply_relayed(s, rep);
 				break;
 			}
@@ -907,6 +921,18 @@ static void cmd_mail(struct smtp_session *s, const char *args)
 	relay_send_mail(s);
 }
 
+/* The smarthost hung up while the client was between the commands of a
+ * transaction (RELAY_EV_FAILED with nothing pending drops s->relay): the
+ * transaction cannot go on, and the client learns it now. It stays open
+ * until RSET, so pipelined RCPTs all get the same temporary failure. */
+static bool relay_gone(struct smtp_session *s)
+{
+	if (s->relay != NULL)
+		return false;
+	reply(s, "451 4.4.1 Smarthost connection lost, try again later");
+	return true;
+}
+
 static void cmd_rcpt(struct smtp_session *s, const char *args)
 {
 	struct smtp_arg_error err;
@@ -932,6 +958,8 @@ static void cmd_rcpt(struct smtp_session *s, const char *args)
 			}
 		}
 	}
+	if (relay_gone(s))
+		return;
 	if (s->n_rcpt >= s->cfg->max_recipients) {
 		/* RFC 5321 §4.5.3.1.10: a temporary failure, the client
 		 * sends the rest in another transaction. */
@@ -960,6 +988,9 @@ static char *tag_headers(struct smtp_session *s)
 	struct tm tm;
 	size_t i;
 
+	/* identity_header = (empty): no such header, not ": USER". */
+	if (hdr != NULL && hdr[0] == '\0')
+		hdr = NULL;
 	localtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
 	/* Client-chosen strings go into a structured header: keep them to
@@ -1026,6 +1057,8 @@ static void cmd_data(struct smtp_session *s, const char *args)
 		reply_error(s, "501 5.5.4 Syntax: DATA");
 		return;
 	}
+	if (relay_gone(s))
+		return;
 	header_scan_init(&s->hs);
 	s->hs_active = true;
 	prepend = tag_headers(s);
@@ -1059,8 +1092,14 @@ static void data_process(struct smtp_session *s)
 	size_t len, used;
 
 	for (int i = 0; i < SESSION_COMMANDS_PER_RUN; i++) {
-		if (s->relay != NULL && relay_data_full(s->relay))
-			return;	/* resumed on RELAY_EV_DRAINED */
+		if (s->relay != NULL && relay_data_full(s->relay)) {
+			/* Stop reading the client as well, until
+			 * RELAY_EV_DRAINED: a client connection that keeps
+			 * reading (TLS records pending) is dispatched before
+			 * the younger relay connection and starves it. */
+			conn_set_reading(s->conn, false);
+			return;
+		}
 		buf = line_reader_peek(lr, &len);
 		if (len == 0) {
 			conn_set_reading(s->conn, true);
@@ -1411,6 +1450,24 @@ static void proxy_header_fail(struct smtp_session *s, const char *why)
 	session_destroy(s);
 }
 
+/* A client the header names that may not come in: refused as server.c
+ * refuses one that connects directly (421 on a STARTTLS listener, where
+ * there is plaintext to speak; on an implicit TLS one just the close). */
+static void proxy_client_refused(struct smtp_session *s, const char *why,
+				 const char *text)
+{
+	if (s->mode == LISTEN_STARTTLS) {
+		char buf[256];
+		int n = snprintf(buf, sizeof(buf), "421 4.7.0 %s %s\r\n",
+				 s->cfg->hostname, text);
+
+		if (n > 0 && (size_t)n < sizeof(buf))
+			(void)send(s->proxy_fd, buf, (size_t)n,
+				   MSG_NOSIGNAL | MSG_DONTWAIT);
+	}
+	proxy_header_fail(s, why);
+}
+
 static int on_proxy_io(sd_event_source *src, int fd, uint32_t revents,
 		       void *userdata)
 {
@@ -1455,12 +1512,16 @@ static int on_proxy_io(sd_event_source *src, int fd, uint32_t revents,
 		v = limits_connect(&s->addr, UINT_MAX,
 				   s->cfg->max_connections_per_ip);
 		if (v != LIMITS_OK) {
-			proxy_header_fail(s, "max_connections_per_ip reached");
+			proxy_client_refused(s, "max_connections_per_ip reached",
+					     "Too many connections, try again "
+					     "later");
 			return 0;
 		}
 		s->limits_counted = true;
 		if (auth_throttle_blocked(&s->addr, now_usec(s))) {
-			proxy_header_fail(s, "address blocked after failed logins");
+			proxy_client_refused(s, "address blocked after failed "
+					     "logins", "Too many authentication "
+					     "failures from your address");
 			return 0;
 		}
 	}
