@@ -9,6 +9,7 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include "addr_key.h"
 #include "auth_cache.h"
 #include "xalloc.h"
 
@@ -45,12 +46,8 @@ int auth_cache_init(void)
 
 static unsigned bucket_of(const char *login)
 {
-	/* FNV-1a; the bucket only spreads load, the HMAC decides. */
-	uint32_t h = 2166136261u;
-
-	for (const unsigned char *p = (const void *)login; *p; p++)
-		h = (h ^ *p) * 16777619u;
-	return h % CACHE_BUCKETS;
+	/* The bucket only spreads load, the HMAC decides. */
+	return fnv1a_str(FNV1A_INIT, login) % CACHE_BUCKETS;
 }
 
 int auth_cache_hash(const char *login, const char *password,

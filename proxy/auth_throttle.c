@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "addr_key.h"
 #include "auth_throttle.h"
 #include "auth_proto.h"
 #include "xalloc.h"
@@ -31,30 +32,10 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct throttle_entry *buckets[THROTTLE_BUCKETS];
 static unsigned n_entries;
 
-static void addr_key(const struct sockaddr_storage *ss, unsigned char key[16])
-{
-	memset(key, 0, 16);
-	if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *sin = (const void *)ss;
-
-		key[10] = key[11] = 0xff;
-		memcpy(key + 12, &sin->sin_addr, 4);
-	} else if (ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *sin6 = (const void *)ss;
-
-		memcpy(key, &sin6->sin6_addr, 16);
-	}
-}
-
 static unsigned hash_of(const unsigned char key[16], const char *login)
 {
-	uint32_t h = 2166136261u;
-
-	for (int i = 0; i < 16; i++)
-		h = (h ^ key[i]) * 16777619u;
-	for (const unsigned char *p = (const void *)(login ? login : ""); *p; p++)
-		h = (h ^ *p) * 16777619u;
-	return h % THROTTLE_BUCKETS;
+	return fnv1a_str(fnv1a(FNV1A_INIT, key, 16), login ? login : "") %
+	       THROTTLE_BUCKETS;
 }
 
 static struct throttle_entry *find(const unsigned char key[16],

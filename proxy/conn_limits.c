@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "addr_key.h"
 #include "conn_limits.h"
 #include "xalloc.h"
 
@@ -21,29 +22,9 @@ static pthread_mutex_t limits_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct ip_count *buckets[LIMITS_BUCKETS];
 static unsigned total;
 
-static void addr_key(const struct sockaddr_storage *ss, unsigned char key[16])
-{
-	memset(key, 0, 16);
-	if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *sin = (const void *)ss;
-
-		key[10] = key[11] = 0xff;
-		memcpy(key + 12, &sin->sin_addr, 4);
-	} else if (ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *sin6 = (const void *)ss;
-
-		memcpy(key, &sin6->sin6_addr, 16);
-	}
-}
-
 static unsigned addr_hash(const unsigned char key[16])
 {
-	/* FNV-1a; the table only spreads load, it decides nothing. */
-	uint32_t h = 2166136261u;
-
-	for (int i = 0; i < 16; i++)
-		h = (h ^ key[i]) * 16777619u;
-	return h % LIMITS_BUCKETS;
+	return fnv1a(FNV1A_INIT, key, 16) % LIMITS_BUCKETS;
 }
 
 static struct ip_count **find(const unsigned char key[16])

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "addr_key.h"
 #include "auth_proto.h"
 #include "rate_limit.h"
 #include "xalloc.h"
@@ -26,11 +27,7 @@ static unsigned n_entries;
 
 static unsigned hash_of(enum rate_kind kind, const char *user)
 {
-	uint32_t h = 2166136261u ^ (uint32_t)kind;
-
-	for (const unsigned char *p = (const void *)user; *p; p++)
-		h = (h ^ *p) * 16777619u;
-	return h % RATE_BUCKETS;
+	return fnv1a_str(FNV1A_INIT ^ (uint32_t)kind, user) % RATE_BUCKETS;
 }
 
 static void sweep(uint64_t now)
