@@ -135,6 +135,23 @@ void rate_limit_add(enum rate_kind kind, const struct config_rate *rate,
 	pthread_mutex_unlock(&lock);
 }
 
+bool rate_limit_take(enum rate_kind kind, const struct config_rate *rate,
+		     const char *user, unsigned n, uint64_t now)
+{
+	struct rate_entry *e;
+	bool ok;
+
+	if (rate->count == 0)
+		return true;
+	pthread_mutex_lock(&lock);
+	e = find(kind, user, rate->window_usec, now, true);
+	ok = sliding(e, now) + n <= rate->count;
+	if (ok)
+		e->cur += n;
+	pthread_mutex_unlock(&lock);
+	return ok;
+}
+
 void rate_limit_clear(void)
 {
 	pthread_mutex_lock(&lock);

@@ -20,6 +20,12 @@ bool rate_limit_exceeded(enum rate_kind kind, const struct config_rate *rate,
 /* Count n events. */
 void rate_limit_add(enum rate_kind kind, const struct config_rate *rate,
 		    const char *user, unsigned n, uint64_t now);
+/* Check and count in one step (under one lock, so sessions of the same
+ * user on several threads cannot all slip under the limit): false, and
+ * nothing counted, if n more would exceed it. What is taken stays taken
+ * even if the message then fails (as Postfix's anvil counts). */
+bool rate_limit_take(enum rate_kind kind, const struct config_rate *rate,
+		     const char *user, unsigned n, uint64_t now);
 void rate_limit_clear(void);
 
 #endif

@@ -672,11 +672,8 @@ static void end_of_data(struct smtp_session *s, const struct relay_reply *rep)
 	       "smarthost", s->relay ? relay_host(s->relay) : NULL,
 	       "reply", code, "reply_text", rep->text,
 	       "queue_id", qid ? qid + 10 : NULL, "duration_ms", ms);
-	if (rep->code / 100 == 2) {
+	if (rep->code / 100 == 2)
 		s->n_messages++;
-		rate_limit_add(RATE_MESSAGES, &s->cfg->user_rate, s->user, 1,
-			       now);
-	}
 	reply_relayed(s, rep);
 	transaction_reset(s);
 }
@@ -736,9 +733,6 @@ static void on_relay_event(struct relay *r, enum relay_event ev,
 						 sizeof(s->first_rcpt), "%s",
 						 s->rcpt.path);
 				s->n_rcpt++;
-				rate_limit_add(RATE_RECIPIENTS,
-					       &s->cfg->user_recipient_rate,
-					       s->user, 1, now_usec(s));
 			}
 			reply_relayed(s, rep);
 			break;
@@ -888,8 +882,8 @@ static void cmd_mail(struct smtp_session *s, const char *args)
 			return;
 		}
 	}
-	if (rate_limit_exceeded(RATE_MESSAGES, &s->cfg->user_rate, s->user, 1,
-				now_usec(s))) {
+	if (!rate_limit_take(RATE_MESSAGES, &s->cfg->user_rate, s->user, 1,
+			     now_usec(s))) {
 		saudit(s, LOG_LVL_NOTICE, "rate-limit", "user", s->user,
 		       "limit", "messages");
 		reply(s, "450 4.7.1 Message rate limit exceeded, try again later");
@@ -966,8 +960,8 @@ static void cmd_rcpt(struct smtp_session *s, const char *args)
 		reply(s, "452 4.5.3 Too many recipients");
 		return;
 	}
-	if (rate_limit_exceeded(RATE_RECIPIENTS, &s->cfg->user_recipient_rate,
-				s->user, 1, now_usec(s))) {
+	if (!rate_limit_take(RATE_RECIPIENTS, &s->cfg->user_recipient_rate,
+			     s->user, 1, now_usec(s))) {
 		saudit(s, LOG_LVL_NOTICE, "rate-limit", "user", s->user,
 		       "limit", "recipients");
 		reply(s, "450 4.7.1 Recipient rate limit exceeded, try again later");

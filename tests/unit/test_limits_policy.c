@@ -118,6 +118,20 @@ static void test_rate(void)
 	rate_limit_clear();
 	CHECK(!rate_limit_exceeded(RATE_MESSAGES, &r, "alice", 1, t + 10 * S),
 	      "cleared");
+
+	/* take: check and count at once; a refusal counts nothing. */
+	for (int i = 0; i < 3; i++)
+		CHECK(rate_limit_take(RATE_MESSAGES, &r, "dave", 1, t),
+		      "take %d within the limit", i + 1);
+	CHECK(!rate_limit_take(RATE_MESSAGES, &r, "dave", 1, t),
+	      "4th take refused");
+	CHECK(!rate_limit_take(RATE_MESSAGES, &r, "dave", 1, t + 120 * S),
+	      "a window later the previous one still weighs");
+	CHECK(rate_limit_take(RATE_MESSAGES, &r, "dave", 1, t + 300 * S),
+	      "free again later");
+	CHECK(rate_limit_take(RATE_MESSAGES, &none, "dave", 1000000, t),
+	      "count 0: take always succeeds");
+	rate_limit_clear();
 }
 
 static void test_parse(void)

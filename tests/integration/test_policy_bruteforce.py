@@ -1,0 +1,227 @@
+"""Password guessing and spraying ([auth] max_failures_per_ip,
+failure_window, block_time, failure_delay; issue 5).
+
+More than max_failures_per_ip failed logins from one client address
+within failure_window block that address for block_time: the AUTH that
+crosses the threshold gets 421 4.7.0 and the connection is closed; new
+connections from it get 421 4.7.0 at the greeting (STARTTLS port) or
+are closed (implicit TLS port). Other addresses are not affected: the
+real user logs in from 127.0.0.2 while 127.0.0.1 is blocked. Per
+(address, login) the delay before each 535 doubles from failure_delay.
+"""
+
+import socket
+import ssl
+import time
+
+import pytest
+
+from conftest import USERS
+from harness import ConnectionClosed, SMTPRaw, check
+from policy_helpers import (OTHER_IP, THIRD_IP, audit_records, authed_from,
+                            connect_from, marker, message, session_from,
+                            tcp_from, transact, wait_record)
+
+ATTACKER = "127.0.0.1"
+SPRAY_USERS = ["alice", "bob", "carol", "dave", "admin", "root",
+               "postmaster", "info"]
+
+
+def throttle(**auth):
+    return {"auth": {"failure_delay": "0", **auth}}
+
+
+def guess(d, source_ip, attempts, users=SPRAY_USERS):
+    """Wrong passwords from source_ip, several per connection, rotating
+    the login names (spraying). Returns the replies as (attempt number,
+    stage, first line), stage "auth" or "greeting"."""
+    seen = []
+    c = None
+    n = 0
+    while n < attempts:
+        if c is None:
+            try:
+                c = connect_from(d, source_ip, greeting=False)
+                g = c.read_reply()
+            except ConnectionClosed:
+                seen.append((n + 1, "greeting", "closed"))
+                n += 1
+                c = None
+                continue
+            if g.code != 220:
+                seen.append((n + 1, "greeting", g.first_line))
+                n += 1
+                c.close()
+                c = None
+                continue
+            c.ehlo()
+            c.starttls(d.tls_context)
+            c.ehlo()
+        user = users[n % len(users)]
+        n += 1
+        try:
+            r = c.auth_plain(user, f"guess-{n}-Winter2024!")
+        except ConnectionClosed:
+            seen.append((n, "auth", "closed"))
+            c.close()
+            c = None
+            continue
+        seen.append((n, "auth", r.first_line))
+        if r.code != 535 or n % 5 == 0:
+            # A new connection after a 421, and every few guesses (as
+            # tools do, to stay under max_bad_commands).
+            c.close()
+            c = None
+    if c is not None:
+        c.close()
+    return seen
+
+
+def test_spraying_50_logins_blocks_the_address_not_the_user(authrelay,
+                                                           smarthost):
+    d = authrelay(config=throttle(max_failures_per_ip=20))
+    seen = guess(d, ATTACKER, 50)
+    codes = [line[:3] for _n, _stage, line in seen]
+    # 20 failures are answered 535; the 21st crosses the threshold.
+    want_535 = [(n, s, l) for n, s, l in seen[:20] if not l.startswith(
+        "535 5.7.8")]
+    assert not want_535, f"first 20 guesses: want 535 5.7.8, got {want_535}"
+    n21, stage21, line21 = seen[20]
+    assert stage21 == "auth" and line21.startswith("421 4.7.0") and \
+        "authentication failures" in line21.lower(), \
+        f"guess 21: got {line21!r} at {stage21}, want 421 4.7.0 to the AUTH"
+    rest = seen[21:]
+    bad = [(n, s, l) for n, s, l in rest
+           if not (s == "greeting" and l.startswith("421 4.7.0"))]
+    assert not bad, f"guesses 22..50: want 421 4.7.0 at the greeting, " \
+        f"got {bad}"
+    assert codes.count("535") == 20
+
+    # The real user, from another address, logs in and sends.
+    c = authed_from(d, OTHER_IP, "alice")
+    mark = marker()
+    out = transact(c, "alice@example.com", data=message(mark=mark))
+    assert out.code == 250, f"alice from {OTHER_IP}: got {out!r}"
+    assert smarthost.wait_for(mark.encode()) is not None
+    c.quit()
+    # ... and from the blocked address even the right password is
+    # refused at the greeting.
+    c = connect_from(d, ATTACKER, greeting=False)
+    r = c.read_reply()
+    check(r, 421, "4.7.0", "greeting to the blocked address")
+    c.assert_closed()
+
+    rec = wait_record(d, "client-blocked", client=ATTACKER)
+    assert rec.level == "warning", f"got {rec.line!r}"
+    fails = [r for r in audit_records(d.log(), "auth-failure")
+             if r["client"] == ATTACKER]
+    assert len(fails) == 21, f"got {len(fails)} auth-failure records " \
+        f"for {ATTACKER}, want 21"
+
+
+def test_blocked_address_refused_on_the_implicit_tls_port(authrelay):
+    d = authrelay(config=throttle(max_failures_per_ip=3))
+    seen = guess(d, ATTACKER, 4)
+    assert seen[3][2].startswith("421 4.7.0"), f"got {seen}"
+    # 465: no plaintext to speak before TLS, so the connection is just
+    # closed: the handshake cannot complete.
+    s = tcp_from(d.tls_port, ATTACKER)
+    try:
+        with pytest.raises((ssl.SSLError, ConnectionError, OSError,
+                            socket.timeout)):
+            ss = d.tls_context.wrap_socket(s, server_hostname="localhost")
+            ss.settimeout(5)
+            data = ss.recv(100)
+            if data == b"":
+                raise ConnectionResetError("closed")
+            raise AssertionError(f"blocked address got {data!r} on 465")
+    finally:
+        s.close()
+    # 465 from another address works.
+    c = SMTPRaw(d.tls_port, sock=tcp_from(d.tls_port, OTHER_IP),
+                tls_context=d.tls_context)
+    c.ehlo()
+    check(c.auth_plain("alice", USERS["alice"]), 235, "2.7.0")
+    c.quit()
+
+
+def test_session_open_before_the_block_is_refused_at_auth(authrelay):
+    """A connection the attacker opened before being blocked cannot go
+    on guessing: its next AUTH gets 421 4.7.0."""
+    d = authrelay(config=throttle(max_failures_per_ip=3))
+    early = session_from(d, ATTACKER)
+    guess(d, ATTACKER, 4)
+    r = early.auth_plain("alice", USERS["alice"])
+    check(r, 421, "4.7.0", "AUTH on a connection of the blocked address")
+    early.assert_closed()
+
+
+def test_block_ends_after_block_time(authrelay):
+    d = authrelay(config=throttle(max_failures_per_ip=3, block_time="2s"))
+    t0 = time.monotonic()
+    seen = guess(d, ATTACKER, 4)
+    assert seen[3][2].startswith("421 4.7.0"), f"got {seen}"
+    c = connect_from(d, ATTACKER, greeting=False)
+    check(c.read_reply(), 421, "4.7.0", "greeting while blocked")
+    c.close()
+    time.sleep(max(0.0, t0 + 3.0 - time.monotonic()))
+    c = authed_from(d, ATTACKER, "alice")
+    c.quit()
+
+
+def test_failures_are_counted_per_address(authrelay):
+    """Failures from two addresses do not add up: 3 + 3 under a limit
+    of 4 block neither."""
+    d = authrelay(config=throttle(max_failures_per_ip=4))
+    for ip in (ATTACKER, OTHER_IP):
+        seen = guess(d, ip, 3)
+        assert all(l.startswith("535") for _n, _s, l in seen), \
+            f"{ip}: got {seen}"
+    for ip in (ATTACKER, OTHER_IP):
+        c = authed_from(d, ip, "alice")
+        c.quit()
+
+
+def test_back_off_doubles_per_address_and_login(authrelay):
+    """failure_delay 0.3 s: the delay before 535 doubles for each
+    failure of the same login from the same address (0.3, 0.6, 1.2 s),
+    but alice's first failure from another address waits 0.3 s, and her
+    right password there is answered at once."""
+    d = authrelay(config={"auth": {"failure_delay": "300ms"}})
+    c = session_from(d, ATTACKER)
+    delays = []
+    for i in range(3):
+        t0 = time.monotonic()
+        check(c.auth_plain("alice", f"wrong-{i}"), 535, "5.7.8")
+        delays.append(time.monotonic() - t0)
+    c.close()
+    want = [0.3, 0.6, 1.2]
+    for got, w in zip(delays, want):
+        assert w * 0.9 <= got < w + 1.0, \
+            f"delays {['%.2f' % x for x in delays]}, want about {want}"
+    c = session_from(d, OTHER_IP)
+    t0 = time.monotonic()
+    check(c.auth_plain("alice", "wrong-again"), 535, "5.7.8")
+    first = time.monotonic() - t0
+    assert 0.27 <= first < 1.0, \
+        f"first failure from {OTHER_IP} after {first:.2f} s, want 0.3 s"
+    t0 = time.monotonic()
+    check(c.auth_plain("alice", USERS["alice"]), 235, "2.7.0")
+    assert time.monotonic() - t0 < 1.0
+    c.quit()
+    # bob from the attacker's address starts at 0.3 s too: the back-off
+    # is per login (spraying is what max_failures_per_ip is for).
+    c = session_from(d, ATTACKER)
+    t0 = time.monotonic()
+    check(c.auth_plain("bob", "wrong"), 535, "5.7.8")
+    assert time.monotonic() - t0 < 1.0
+    c.close()
+
+
+def test_third_address_unaffected_while_two_are_blocked(authrelay):
+    d = authrelay(config=throttle(max_failures_per_ip=2))
+    for ip in (ATTACKER, OTHER_IP):
+        seen = guess(d, ip, 3)
+        assert seen[2][2].startswith("421 4.7.0"), f"{ip}: got {seen}"
+    c = authed_from(d, THIRD_IP, "alice")
+    c.quit()
