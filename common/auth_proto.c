@@ -103,6 +103,7 @@ ssize_t auth_reply_encode(const struct auth_reply *rep, unsigned char *buf,
 
 	if (!result_valid((unsigned)rep->result) ||
 	    rep->n_address > AUTH_MAX_ADDRESSES ||
+	    rep->n_group > AUTH_MAX_GROUPS ||
 	    ok != (rep->user[0] != '\0'))
 		return -1;
 	ret = enc_header(&e, AUTH_MSG_REPLY, rep->id);
@@ -119,6 +120,13 @@ ssize_t auth_reply_encode(const struct auth_reply *rep, unsigned char *buf,
 		else
 			ret = enc_string(&e, AUTH_TAG_ADDRESS, rep->address[i],
 					 AUTH_ADDRESS_MAX);
+	}
+	for (size_t i = 0; ret == 0 && i < rep->n_group; i++) {
+		if (rep->group[i][0] == '\0')
+			ret = -1;
+		else
+			ret = enc_string(&e, AUTH_TAG_GROUP, rep->group[i],
+					 AUTH_GROUP_MAX);
 	}
 	return enc_finish(&e, ret);
 }
@@ -262,6 +270,12 @@ static int reply_decode(const unsigned char *buf, size_t len,
 				ret = dec_string(&f,
 						 rep->address[rep->n_address++],
 						 AUTH_ADDRESS_MAX);
+			break;
+		case AUTH_TAG_GROUP:
+			ret = -1;
+			if (rep->n_group < AUTH_MAX_GROUPS && f.len > 0)
+				ret = dec_string(&f, rep->group[rep->n_group++],
+						 AUTH_GROUP_MAX);
 			break;
 		default:
 			ret = -1;

@@ -11,7 +11,9 @@
  * Request fields: USER, PASSWORD, CLIENT_IP (each exactly once).
  * Reply fields: RESULT (1 octet, enum auth_result, exactly once),
  * USER (canonical name, once when OK), REASON (for the log, at most once),
- * ADDRESS (repeatable, at most AUTH_MAX_ADDRESSES).
+ * ADDRESS (repeatable, at most AUTH_MAX_ADDRESSES), GROUP (repeatable, at
+ * most AUTH_MAX_GROUPS: the groups named in [policy] group_rate and
+ * group_recipient_rate that the user is in, spelt as in the config).
  * Unknown tags, repeated single fields, a missing required field, a
  * length past the end, or trailing octets make the message invalid.
  * Strings must not contain NUL. */
@@ -31,11 +33,14 @@
 #define AUTH_REASON_MAX 256
 #define AUTH_ADDRESS_MAX 320
 #define AUTH_MAX_ADDRESSES 32
+#define AUTH_GROUP_MAX 256
+#define AUTH_MAX_GROUPS 16
 
 enum auth_msg_type { AUTH_MSG_REQUEST = 1, AUTH_MSG_REPLY = 2 };
 enum auth_tag { AUTH_TAG_USER = 1, AUTH_TAG_PASSWORD = 2,
 		AUTH_TAG_CLIENT_IP = 3, AUTH_TAG_RESULT = 4,
-		AUTH_TAG_REASON = 5, AUTH_TAG_ADDRESS = 6 };
+		AUTH_TAG_REASON = 5, AUTH_TAG_ADDRESS = 6,
+		AUTH_TAG_GROUP = 7 };
 
 /* Three-state result: OK (235), PERMFAIL (535), TEMPFAIL (454). */
 enum auth_result { AUTH_OK = 0, AUTH_PERMFAIL = 1, AUTH_TEMPFAIL = 2 };
@@ -54,6 +59,8 @@ struct auth_reply {
 	char reason[AUTH_REASON_MAX + 1];	/* for the log, never the client */
 	char address[AUTH_MAX_ADDRESSES][AUTH_ADDRESS_MAX + 1];
 	size_t n_address;
+	char group[AUTH_MAX_GROUPS][AUTH_GROUP_MAX + 1];
+	size_t n_group;
 };
 
 /* Encode into buf (size >= AUTH_PROTO_MAX); returns the length, or -1 if a

@@ -501,6 +501,46 @@ static void set_rate(struct parser *p, const struct key_def *k,
 		     k->section, k->name, Q(value));
 }
 
+static void set_group_rate(struct parser *p, const struct key_def *k,
+			   const char *value)
+{
+	struct config *c = p->cfg;
+	bool recipients = strcmp(k->name, "group_recipient_rate") == 0;
+	struct config_group_rate **arr = recipients ?
+		&c->group_recipient_rate : &c->group_rate;
+	size_t *n = recipients ? &c->n_group_recipient_rate : &c->n_group_rate;
+	size_t rlen = strcspn(value, " \t");
+	const char *group = value + rlen + strspn(value + rlen, " \t");
+	struct config_rate rate;
+	char r[64];
+
+	if (rlen == 0 || rlen >= sizeof(r) || *group == '\0' ||
+	    strlen(group) > 256) {
+		perr(p, p->line, "[%s] %s: want \"COUNT/DURATION GROUP\" "
+		     "(e.g. 2000/1h sales), got \"%s\"", k->section, k->name,
+		     Q(value));
+		return;
+	}
+	memcpy(r, value, rlen);
+	r[rlen] = '\0';
+	if (config_parse_rate(r, &rate) < 0 || rate.count == 0) {
+		perr(p, p->line, "[%s] %s: bad rate \"%s\" (COUNT/DURATION, "
+		     "e.g. 2000/1h; 1..10000000 per 1s..7d)", k->section,
+		     k->name, Q(r));
+		return;
+	}
+	if (*n >= 16) {
+		perr(p, p->line, "[%s] %s: at most 16 entries", k->section,
+		     k->name);
+		return;
+	}
+	*arr = xreallocarray(*arr, *n + 1, sizeof(**arr));
+	(*arr)[*n].rate = rate;
+	(*arr)[*n].group = xstrdup(group);
+	(*arr)[*n].line = p->line;
+	(*n)++;
+}
+
 static void set_enum(struct parser *p, const struct key_def *k,
 		     const char *value)
 {
@@ -973,6 +1013,8 @@ static const struct key_def keys[] = {
 	ENUM("policy", "bare_newline", bare_newline, bare_newline_names),
 	BOOL("policy", "allow_null_sender", allow_null_sender),
 	FUNC("policy", "send_as", set_send_as, KEY_REPEATABLE),
+	FUNC("policy", "group_rate", set_group_rate, KEY_REPEATABLE),
+	FUNC("policy", "group_recipient_rate", set_group_rate, KEY_REPEATABLE),
 	{ "policy", "user_rate", set_rate, OFF(user_rate), KEY_EMPTY_OK, 0, 0,
 	  NULL, NULL },
 	{ "policy", "user_recipient_rate", set_rate, OFF(user_recipient_rate),
@@ -1457,6 +1499,12 @@ void config_free(struct config **config)
 		free(c->send_as[i].group);
 	}
 	free(c->send_as);
+	for (size_t i = 0; i < c->n_group_rate; i++)
+		free(c->group_rate[i].group);
+	free(c->group_rate);
+	for (size_t i = 0; i < c->n_group_recipient_rate; i++)
+		free(c->group_recipient_rate[i].group);
+	free(c->group_recipient_rate);
 	free(c->worker_path);
 	free(c->pam_service);
 	free(c->address_domain);

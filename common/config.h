@@ -47,16 +47,25 @@ struct config_send_as {
 	unsigned line;
 };
 
-struct config_hostport {
-	char *host;
-	char *port;
-	unsigned line;
-};
-
 /* "N/DURATION": at most count events per window; count 0 = no limit. */
 struct config_rate {
 	unsigned count;
 	uint64_t window_usec;
+};
+
+/* [policy] group_rate / group_recipient_rate = COUNT/DURATION GROUP:
+ * members of GROUP get this limit instead of user_rate (the first entry
+ * whose group the user is in). */
+struct config_group_rate {
+	struct config_rate rate;
+	char *group;
+	unsigned line;
+};
+
+struct config_hostport {
+	char *host;
+	char *port;
+	unsigned line;
 };
 
 struct config {
@@ -142,6 +151,10 @@ struct config {
 	enum bare_newline bare_newline;	/* default reject */
 	struct config_rate user_rate;		/* messages per user */
 	struct config_rate user_recipient_rate;	/* recipients per user */
+	struct config_group_rate *group_rate;	/* repeatable */
+	size_t n_group_rate;
+	struct config_group_rate *group_recipient_rate;	/* repeatable */
+	size_t n_group_recipient_rate;
 };
 
 /* Errors: one "FILE:LINE: message" (or "FILE: message") string each. */

@@ -1298,6 +1298,20 @@ static enum step walk_groups(struct ldap_backend *lb, struct conn *c,
 	return st;
 }
 
+/* The group of target i (see ldap_backend_new). */
+static const char *target_group(const struct config *cfg, size_t i)
+{
+	if (i < cfg->n_require_group)
+		return cfg->require_group[i];
+	i -= cfg->n_require_group;
+	if (i < cfg->n_send_as)
+		return cfg->send_as[i].group;
+	i -= cfg->n_send_as;
+	if (i < cfg->n_group_rate)
+		return cfg->group_rate[i].group;
+	return cfg->group_recipient_rate[i - cfg->n_group_rate].group;
+}
+
 /* require_group: membership of one of them is needed. [policy] send_as:
  * members of its group may also send as its address. */
 static enum step check_groups(struct ldap_backend *lb, struct conn *c,
@@ -1325,6 +1339,19 @@ static enum step check_groups(struct ldap_backend *lb, struct conn *c,
 			add_address(rep, cfg->send_as[i].address,
 				    strlen(cfg->send_as[i].address), false,
 				    req->user);
+	/* The rate groups the user is in, spelt as configured. */
+	for (size_t t = lb->n_required + cfg->n_send_as; t < lb->n_targets;
+	     t++) {
+		const char *g = target_group(cfg, t);
+		bool dup = false;
+
+		if (!hit[t] || strlen(g) > AUTH_GROUP_MAX)
+			continue;
+		for (size_t k = 0; k < rep->n_group; k++)
+			dup = dup || strcmp(rep->group[k], g) == 0;
+		if (!dup && rep->n_group < AUTH_MAX_GROUPS)
+			strcpy(rep->group[rep->n_group++], g);
+	}
 	free(hit);
 	return STEP_OK;
 }
@@ -1359,6 +1386,7 @@ void ldap_backend_auth(struct ldap_backend *lb,
 	memset(&u, 0, sizeof(u));
 	rep->user[0] = '\0';
 	rep->n_address = 0;
+	rep->n_group = 0;
 	if (req->user[0] == '\0') {
 		set_result(rep, AUTH_PERMFAIL, "empty user name");
 		return;
@@ -1412,6 +1440,7 @@ out:
 	if (rep->result != AUTH_OK) {
 		rep->user[0] = '\0';
 		rep->n_address = 0;
+		rep->n_group = 0;
 		memset(rep->address, 0, sizeof(rep->address));
 		if (rep->result == AUTH_TEMPFAIL)
 			log_warn("user %s: %s", req->user, rep->reason);
@@ -1458,17 +1487,20 @@ struct ldap_backend *ldap_backend_new(const struct config *cfg)
 		lb->ca_file = SYSTEM_CA_FILE;
 
 	lb->n_required = cfg->n_require_group;
-	lb->n_targets = cfg->n_require_group + cfg->n_send_as;
-	lb->targets = xcalloc(lb->n_targets, sizeof(char *));
+	/* Targets: require_group, then send_as groups, then the groups of
+	 * group_rate and group_recipient_rate. */
+	lb->n_targets = cfg->n_require_group + cfg->n_send_as +
+			cfg->n_group_rate + cfg->n_group_recipient_rate;
+	lb->targets = xcalloc(lb->n_targets ? lb->n_targets : 1,
+			      sizeof(char *));
 	for (size_t i = 0; i < lb->n_targets; i++) {
-		const char *g = i < lb->n_required ? cfg->require_group[i] :
-				cfg->send_as[i - lb->n_required].group;
+		const char *g = target_group(cfg, i);
 
 		lb->targets[i] = dn_norm(g);
 		if (lb->targets[i] == NULL)
 			log_err("%s \"%s\" is not a DN: it matches nobody",
 				i < lb->n_required ? "[auth] require_group" :
-				"[policy] send_as group", g);
+				"[policy] group", g);
 	}
 
 	lb->attrs = xcalloc(cfg->n_ldap_address_attributes + 4,

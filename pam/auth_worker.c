@@ -253,7 +253,7 @@ int main(int argc, char **argv)
 		pb = pam_backend_new(cfg->pam_service, cfg->require_group,
 				     cfg->n_require_group,
 				     cfg->address_domain, cfg->send_as,
-				     cfg->n_send_as);
+				     cfg->n_send_as, cfg);
 	else if (cfg->backend == AUTH_BACKEND_LDAP)
 		lb = ldap_backend_new(cfg);
 	ret = serve(WORKER_FD, cfg, pb, lb);

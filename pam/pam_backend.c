@@ -25,6 +25,7 @@ struct pam_backend {
 	char *address_domain;	/* NULL: no address */
 	const struct config_send_as *send_as;	/* the config's, not copied */
 	size_t n_send_as;
+	const struct config *cfg;	/* for the group rate groups */
 };
 
 struct pam_backend *pam_backend_new(const char *service,
@@ -32,7 +33,7 @@ struct pam_backend *pam_backend_new(const char *service,
 				    size_t n_require_group,
 				    const char *address_domain,
 				    const struct config_send_as *send_as,
-				    size_t n_send_as)
+				    size_t n_send_as, const struct config *cfg)
 {
 	struct pam_backend *pb = xcalloc(1, sizeof(*pb));
 
@@ -45,6 +46,7 @@ struct pam_backend *pam_backend_new(const char *service,
 		pb->address_domain = xstrdup(address_domain);
 	pb->send_as = send_as;
 	pb->n_send_as = n_send_as;
+	pb->cfg = cfg;
 	return pb;
 }
 
@@ -368,6 +370,43 @@ static void group_check(const struct pam_backend *pb, const gid_t *groups,
 		set_result(rep, AUTH_PERMFAIL, "not in a required group");
 }
 
+/* Report the rate groups ([policy] group_rate, group_recipient_rate) the
+ * user is in, each once, spelt as configured. */
+static void add_group(struct auth_reply *rep, const char *group)
+{
+	for (size_t i = 0; i < rep->n_group; i++)
+		if (strcmp(rep->group[i], group) == 0)
+			return;
+	if (rep->n_group < AUTH_MAX_GROUPS && strlen(group) <= AUTH_GROUP_MAX)
+		strcpy(rep->group[rep->n_group++], group);
+}
+
+static int rate_groups(const struct pam_backend *pb, const gid_t *groups,
+		       int n, struct auth_reply *rep)
+{
+	const struct config *cfg = pb->cfg;
+
+	for (size_t i = 0; cfg != NULL && i < cfg->n_group_rate; i++) {
+		int r = member_of(cfg->group_rate[i].group, groups, n,
+				  "group_rate");
+
+		if (r < 0)
+			return -1;
+		if (r > 0)
+			add_group(rep, cfg->group_rate[i].group);
+	}
+	for (size_t i = 0; cfg != NULL && i < cfg->n_group_recipient_rate; i++) {
+		int r = member_of(cfg->group_recipient_rate[i].group, groups,
+				  n, "group_recipient_rate");
+
+		if (r < 0)
+			return -1;
+		if (r > 0)
+			add_group(rep, cfg->group_recipient_rate[i].group);
+	}
+	return 0;
+}
+
 static void add_address(struct auth_reply *rep, const char *user,
 			const char *addr)
 {
@@ -388,6 +427,7 @@ void pam_backend_auth(const struct pam_backend *pb,
 
 	rep->user[0] = '\0';
 	rep->n_address = 0;
+	rep->n_group = 0;
 	if (req->user[0] == '\0') {
 		set_result(rep, AUTH_PERMFAIL, "empty user name");
 		return;
@@ -407,7 +447,9 @@ void pam_backend_auth(const struct pam_backend *pb,
 	pam_run(pb, req, rep, canonical);
 	if (rep->result != AUTH_OK)
 		return;
-	if (pb->n_require_group > 0 || pb->n_send_as > 0) {
+	if (pb->n_require_group > 0 || pb->n_send_as > 0 ||
+	    (pb->cfg != NULL && (pb->cfg->n_group_rate > 0 ||
+				 pb->cfg->n_group_recipient_rate > 0))) {
 		gid_t *groups = NULL;
 		int n = 0;
 
@@ -434,9 +476,13 @@ void pam_backend_auth(const struct pam_backend *pb,
 				set_result(rep, AUTH_TEMPFAIL,
 					   "group look-up failed");
 		}
+		if (rep->result == AUTH_OK && groups != NULL &&
+		    rate_groups(pb, groups, n, rep) < 0)
+			set_result(rep, AUTH_TEMPFAIL, "group look-up failed");
 		free(groups);
 		if (rep->result != AUTH_OK) {
 			rep->n_address = 0;
+			rep->n_group = 0;
 			return;
 		}
 	}

@@ -16,13 +16,14 @@ struct pam_backend;
  * any one suffices; none: any user PAM accepts. address_domain NULL or
  * empty: no address in the reply. send_as: (address, NSS group) pairs
  * from the config, which must outlive the backend: a member of the group
- * gets the address too. */
+ * gets the address too. cfg (kept, not copied): its group_rate and
+ * group_recipient_rate groups the user is in are reported. */
 struct pam_backend *pam_backend_new(const char *service,
 				    char *const *require_group,
 				    size_t n_require_group,
 				    const char *address_domain,
 				    const struct config_send_as *send_as,
-				    size_t n_send_as);
+				    size_t n_send_as, const struct config *cfg);
 void pam_backend_free(struct pam_backend **pb);
 
 /* Authenticate req and fill in rep->result and rep->reason, and on OK

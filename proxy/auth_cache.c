@@ -27,6 +27,8 @@ struct cache_entry {
 	char *user;
 	char **address;
 	size_t n_address;
+	char **group;
+	size_t n_group;
 	uint64_t expires;
 };
 
@@ -79,6 +81,9 @@ static void entry_free(struct cache_entry *e)
 	for (size_t i = 0; i < e->n_address; i++)
 		free(e->address[i]);
 	free(e->address);
+	for (size_t i = 0; i < e->n_group; i++)
+		free(e->group[i]);
+	free(e->group);
 	explicit_bzero(e, sizeof(*e));
 	free(e);
 }
@@ -143,6 +148,10 @@ bool auth_cache_lookup(const char *login,
 			snprintf(rep->address[i], sizeof(rep->address[i]), "%s",
 				 e->address[i]);
 		rep->n_address = e->n_address;
+		for (size_t i = 0; i < e->n_group; i++)
+			snprintf(rep->group[i], sizeof(rep->group[i]), "%s",
+				 e->group[i]);
+		rep->n_group = e->n_group;
 		hit = true;
 	} else if (e != NULL && e->expires <= now) {
 		remove_locked(login);
@@ -169,6 +178,10 @@ void auth_cache_store(const char *login,
 			     sizeof(*e->address));
 	for (size_t i = 0; i < rep->n_address; i++)
 		e->address[i] = xstrdup(rep->address[i]);
+	e->n_group = rep->n_group;
+	e->group = xcalloc(rep->n_group ? rep->n_group : 1, sizeof(*e->group));
+	for (size_t i = 0; i < rep->n_group; i++)
+		e->group[i] = xstrdup(rep->group[i]);
 	e->expires = now + ttl;
 	b = bucket_of(login);
 	pthread_mutex_lock(&cache_lock);

@@ -105,6 +105,8 @@ struct smtp_session {
 	char address[AUTH_ADDRESS_MAX + 1];	/* the user's, for AUTH= */
 	char **addrs;			/* all the user's, for sender_check */
 	size_t n_addrs;
+	char **groups;			/* its rate groups (group_rate...) */
+	size_t n_groups;
 	struct header_scan hs;		/* From:, Sender:, Message-ID: */
 	bool hs_active;
 
@@ -394,6 +396,11 @@ static void on_auth_reply(const struct auth_reply *rep, void *ctx)
 			s->addrs = xreallocarray(s->addrs, s->n_addrs + 1,
 						 sizeof(*s->addrs));
 			s->addrs[s->n_addrs++] = xstrdup(rep->address[i]);
+		}
+		for (size_t i = 0; i < rep->n_group; i++) {
+			s->groups = xreallocarray(s->groups, s->n_groups + 1,
+						  sizeof(*s->groups));
+			s->groups[s->n_groups++] = xstrdup(rep->group[i]);
 		}
 		if (rep->n_address > 0)
 			snprintf(s->address, sizeof(s->address), "%s",
@@ -766,6 +773,23 @@ static void on_relay_event(struct relay *r, enum relay_event ev,
 	schedule_resume(s);
 }
 
+/* The user's limit: the first group_rate (or group_recipient_rate) entry
+ * whose group the user is in, else user_rate (user_recipient_rate). */
+static const struct config_rate *user_limit(const struct smtp_session *s,
+					    bool recipients)
+{
+	const struct config *cfg = s->cfg;
+	const struct config_group_rate *g = recipients ?
+		cfg->group_recipient_rate : cfg->group_rate;
+	size_t n = recipients ? cfg->n_group_recipient_rate : cfg->n_group_rate;
+
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < s->n_groups; j++)
+			if (strcmp(g[i].group, s->groups[j]) == 0)
+				return &g[i].rate;
+	return recipients ? &cfg->user_recipient_rate : &cfg->user_rate;
+}
+
 /* Sender check ([policy] sender_check): is addr one of the user's? */
 static bool owns_address(const struct smtp_session *s, const char *addr)
 {
@@ -882,7 +906,7 @@ static void cmd_mail(struct smtp_session *s, const char *args)
 			return;
 		}
 	}
-	if (!rate_limit_take(RATE_MESSAGES, &s->cfg->user_rate, s->user, 1,
+	if (!rate_limit_take(RATE_MESSAGES, user_limit(s, false), s->user, 1,
 			     now_usec(s))) {
 		saudit(s, LOG_LVL_NOTICE, "rate-limit", "user", s->user,
 		       "limit", "messages");
@@ -960,8 +984,8 @@ static void cmd_rcpt(struct smtp_session *s, const char *args)
 		reply(s, "452 4.5.3 Too many recipients");
 		return;
 	}
-	if (!rate_limit_take(RATE_RECIPIENTS, &s->cfg->user_recipient_rate,
-			     s->user, 1, now_usec(s))) {
+	if (!rate_limit_take(RATE_RECIPIENTS, user_limit(s, true), s->user, 1,
+			     now_usec(s))) {
 		saudit(s, LOG_LVL_NOTICE, "rate-limit", "user", s->user,
 		       "limit", "recipients");
 		reply(s, "450 4.7.1 Recipient rate limit exceeded, try again later");
@@ -1371,6 +1395,9 @@ static void session_destroy(struct smtp_session *s)
 	for (size_t i = 0; i < s->n_addrs; i++)
 		free(s->addrs[i]);
 	free(s->addrs);
+	for (size_t i = 0; i < s->n_groups; i++)
+		free(s->groups[i]);
+	free(s->groups);
 	sd_event_source_disable_unref(s->resume);
 	sd_event_source_disable_unref(s->delay);
 	sd_event_source_disable_unref(s->proxy_io);

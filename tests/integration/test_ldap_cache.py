@@ -96,3 +96,27 @@ def test_reload_empties_the_cache(authrelay, slapd_factory):
     check(login(d, "alice", pw), 235, "2.7.0")
     assert s.bind_count(alice) == before + 1, \
         "after a reload the directory is asked again"
+
+
+def test_group_rate_through_the_directory(authrelay, slapd_factory):
+    """[policy] group_rate with a group DN: the worker reports the
+    (nested) group and the daemon applies its limit; a cached login
+    keeps the group. carol is in cn=top through cn=mid and cn=leaf."""
+    from slapd import group_dn
+    s = slapd_factory("grouprate")
+    conf = ldap_config(s, nested_groups="yes")
+    conf["auth"]["cache_ttl"] = "1h"
+    conf["policy"] = {"sender_check": "off", "user_rate": "1/1h",
+                      "group_rate": f"2/1h {group_dn('top')}"}
+    d = authrelay(config=conf, pam="system")
+
+    def mail(user):
+        with d.session() as c:
+            check(c.auth_plain(user, USERS[user]["password"]), 235, "2.7.0")
+            return c.cmd("MAIL FROM:<x@example.com>")
+
+    check(mail("carol"), 250, None, "carol 1 (group limit 2)")
+    check(mail("carol"), 250, None, "carol 2, a cached login")
+    check(mail("carol"), 450, "4.7.1", "carol 3")
+    check(mail("alice"), 250, None, "alice 1 (user_rate 1)")
+    check(mail("alice"), 450, "4.7.1", "alice 2")

@@ -170,3 +170,26 @@ def test_concurrent_transactions_cannot_exceed_the_limit(authrelay,
         f"got {delivered} messages delivered under user_rate = 2/60s " \
         f"({len(accepted)} MAIL commands accepted while none was " \
         f"delivered yet), want at most 2"
+
+
+def test_group_rate_overrides_user_rate(authrelay, smarthost):
+    """[policy] group_rate: members of the group (NSS, through the auth
+    worker's reply) get its limit instead of user_rate; others keep
+    user_rate. alice and carol are in mail-senders, bob is not."""
+    d = authrelay(config=rates(user_rate="1/1h",
+                               group_rate="3/1h mail-senders"),
+                  nss=True)
+    for i in range(3):
+        c = authed_from(d, "127.0.0.1", user="alice")
+        send_ok(c, smarthost, what=f"alice (mail-senders) message {i + 1}")
+        c.quit()
+    c = authed_from(d, "127.0.0.1", user="alice")
+    mail_refused(c, "alice's 4th message, over the group's 3")
+    c.quit()
+    c = authed_from(d, "127.0.0.1", user="bob")
+    r = c.cmd("MAIL FROM:<bob@example.com>")
+    check(r, 250, None, "bob's first message (user_rate 1)")
+    c.cmd("RSET")
+    r = c.cmd("MAIL FROM:<bob@example.com>")
+    check(r, 450, "4.7.1", "bob's second message, over user_rate")
+    c.quit()

@@ -240,7 +240,17 @@ static const struct msg_spec bad_replies[] = {
 	{ "NUL inside address", REP,
 	  .f = { RES(OK_RES), F(T_USER, "alice"), F(T_ADDR, "a\0@b") } },
 	{ "unknown tag 0", REP, .f = { RES(PERM_RES), F(0, "") } },
-	{ "unknown tag 7", REP, .f = { RES(PERM_RES), F(7, "x") } },
+	{ "unknown tag 8", REP, .f = { RES(PERM_RES), F(8, "x") } },
+	{ "too many groups", REP,
+	  .f = { RES(OK_RES), F(T_USER, "alice"),
+	    REPEAT(AUTH_TAG_GROUP, "sales", AUTH_MAX_GROUPS + 1) } },
+	{ "empty group", REP,
+	  .f = { RES(OK_RES), F(T_USER, "alice"), F(AUTH_TAG_GROUP, "") } },
+	{ "group too long", REP,
+	  .f = { RES(OK_RES), F(T_USER, "alice"),
+	    FILL(AUTH_TAG_GROUP, AUTH_GROUP_MAX + 1) } },
+	{ "NUL inside group", REP,
+	  .f = { RES(OK_RES), F(T_USER, "alice"), F(AUTH_TAG_GROUP, "a\0b") } },
 	{ "request tag PASSWORD in reply", REP,
 	  .f = { RES(OK_RES), F(T_USER, "alice"), F(T_PW, "secret") } },
 	{ "request tag CLIENT_IP in reply", REP,
@@ -439,7 +449,15 @@ static void make_reply(const struct rep_case *c, struct auth_reply *rep)
 		fill_bytes(rep->reason, AUTH_REASON_MAX, 9);
 		for (size_t i = 0; i < c->n_address; i++)
 			fill_bytes(rep->address[i], AUTH_ADDRESS_MAX, i);
+		rep->n_group = AUTH_MAX_GROUPS;
+		for (size_t i = 0; i < AUTH_MAX_GROUPS; i++)
+			fill_bytes(rep->group[i], AUTH_GROUP_MAX, i + 40);
 		return;
+	}
+	if (c->n_address >= 3) {
+		rep->n_group = 2;
+		strcpy(rep->group[0], "sales");
+		strcpy(rep->group[1], "CN=Mail Senders,OU=Groups,DC=corp");
 	}
 	strcpy(rep->user, c->user);
 	strcpy(rep->reason, c->reason);
@@ -473,6 +491,9 @@ static void test_reply_round_trip(void)
 		CHECK_INT(out.n_address, in.n_address, c->name);
 		for (size_t k = 0; k < in.n_address && k < out.n_address; k++)
 			CHECK_STR(out.address[k], in.address[k], c->name);
+		CHECK_INT(out.n_group, in.n_group, c->name);
+		for (size_t k = 0; k < in.n_group && k < out.n_group; k++)
+			CHECK_STR(out.group[k], in.group[k], c->name);
 
 		/* A cut inside a field is invalid. A cut between fields
 		 * can leave a valid reply with fewer optional fields: only
@@ -482,6 +503,7 @@ static void test_reply_round_trip(void)
 			if (cut == next && cut > 6) {
 				CHECK(ret == -1 ||
 				      out.n_address < in.n_address ||
+				      out.n_group < in.n_group ||
 				      out.reason[0] == '\0',
 				      "reply \"%s\" cut to %zu: decoded as "
 				      "complete", c->name, cut);
