@@ -22,7 +22,8 @@ each use):
   faults        {stage: action}: instead of the normal reply, with stage
                 one of greeting EHLO STARTTLS AUTH XCLIENT MAIL RCPT DATA
                 DOT RSET NOOP QUIT and action bytes (sent as they are),
-                CLOSE (FIN, no reply), RESET (RST, no reply), or a
+                CLOSE (FIN, no reply), RESET (RST, no reply), a tuple
+                of those (in turn, e.g. (b"250 no CRLF", CLOSE)), or a
                 callable(session, line) returning one of those or None
                 (normal reply)
   after         {stage: bytes | CLOSE | RESET}: right after the normal
@@ -51,13 +52,21 @@ from pathlib import Path
 
 import pytest
 
-from harness import SMTPRaw, check, free_port  # noqa: F401
+from harness import free_port
 
 CRLF = b"\r\n"
 END_OF_DATA = b"\r\n.\r\n"
 
-CLOSE = "close"
-RESET = "reset"
+class _Sentinel:
+    def __init__(self, name):
+        self.name = name
+
+    def __repr__(self):
+        return self.name
+
+
+CLOSE = _Sentinel("CLOSE")
+RESET = _Sentinel("RESET")
 
 STAGES = ("greeting", "EHLO", "STARTTLS", "AUTH", "XCLIENT", "MAIL",
           "RCPT", "DATA", "DOT", "RSET", "NOOP", "QUIT")
@@ -419,7 +428,7 @@ class _Conn:
             raise _Closed() from None
 
     def end(self, how):
-        self.rst = how == RESET
+        self.rst = how is RESET
         raise _Closed()
 
     def reply(self, stage, normal, line=b""):
@@ -434,6 +443,12 @@ class _Conn:
             action = action(self.sess, line)
         if action in (CLOSE, RESET):
             self.end(action)
+        if isinstance(action, tuple):
+            for a in action:
+                if a in (CLOSE, RESET):
+                    self.end(a)
+                self.send(a)
+            return False
         if isinstance(action, (bytes, bytearray, str)):
             self.send(action)
             return False
@@ -442,12 +457,14 @@ class _Conn:
         extra = srv.after.get(stage)
         if isinstance(extra, str):
             extra = extra.encode("utf-8")
+        if isinstance(normal, (bytes, bytearray)) and extra is not None \
+                and not isinstance(extra, (bytes, bytearray)):
+            self.send(normal)
+            self.end(extra)
         if isinstance(extra, (bytes, bytearray)):
             self.send(normal + extra)
         else:
             self.send(normal)
-            if extra in (CLOSE, RESET):
-                self.end(extra)
         return True
 
     # -- protocol --------------------------------------------------------
@@ -575,12 +592,12 @@ class _Conn:
                        line)
             return
         self.sess.xclient.append(line)
-        # Postfix: the session starts over, greeting included.
-        self.ehlo = False
-        self.authed = None
-        self.txn = None
-        self.reply("XCLIENT", f"220 {self.srv.name} ESMTP test smarthost"
-                              "\r\n", line)
+        if self.reply("XCLIENT", f"220 {self.srv.name} ESMTP test "
+                                 "smarthost\r\n", line):
+            # Postfix: the session starts over, greeting included.
+            self.ehlo = False
+            self.authed = None
+            self.txn = None
 
     def cmd_MAIL(self, line):
         srv = self.srv
@@ -816,8 +833,38 @@ def bare_newlines(data):
     return out
 
 
+def _inet_inodes():
+    inodes = set()
+    for f in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(f) as fh:
+                next(fh)
+                for line in fh:
+                    inodes.add(line.split()[9])
+        except OSError:
+            pass
+    return inodes
+
+
 def fd_count(pid):
-    return len(os.listdir(f"/proc/{pid}/fd"))
+    """Open fds of the daemon, its sockets to auth workers (unix sockets,
+    made as workers are spawned and recycled) left out: listeners, client
+    and relay connections, files, event loop fds."""
+    unix = set()
+    try:
+        with open("/proc/net/unix") as fh:
+            next(fh)
+            for line in fh:
+                unix.add(line.split()[6])
+    except OSError:
+        pass
+    n = 0
+    for target in fds(pid).values():
+        m = re.match(r"socket:\[(\d+)\]", target)
+        if m and m.group(1) in unix:
+            continue
+        n += 1
+    return n
 
 
 def fds(pid):

@@ -12,10 +12,12 @@ import time
 
 import pytest
 
-from smarthost import (END_OF_DATA, SENDER, USER, begin, bare_newlines,
-                       check, message, only_message, relay_config,
-                       send_data, smarthosts, split_tagged,  # noqa: F401
+from harness import check
+from smarthost import (END_OF_DATA, SENDER, USER, bare_newlines, message,
+                       only_message, relay_config, send_data, split_tagged,
                        submit)
+
+pytest_plugins = ["smarthost"]
 
 # A message that exercises the data path: stuffed dots, a line that is a
 # lone "." (stuffed), 8-bit octets, a NUL, trailing white space, tabs,

@@ -9,8 +9,10 @@ in test_relay_tls.py, where the smarthost authenticates us).
 
 import pytest
 
-from smarthost import (USER, check, only_message, relay_config,
-                       smarthosts, split_tagged, submit)  # noqa: F401
+from harness import check
+from smarthost import (USER, only_message, relay_config, split_tagged, submit)
+
+pytest_plugins = ["smarthost"]
 
 TOP = (b"From: Alice <alice@example.com>\r\n"
        b"To: Bob <bob@example.net>\r\n")
