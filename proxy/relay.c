@@ -602,8 +602,10 @@ static void on_reply(struct relay *r)
 			after_ehlo(r);
 			return;
 		}
-		/* XCLIENT restarts the session: greet again. */
-		r->authenticated = false;
+		/* XCLIENT restarts the session: greet again. Our AUTH is
+		 * not repeated: with LOGIN= the smarthost already takes the
+		 * session as the user's (Postfix XCLIENT_README), and a
+		 * second AUTH would be refused. */
 		send_ehlo(r);
 		return;
 	case R_CMD:

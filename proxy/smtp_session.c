@@ -114,6 +114,7 @@ struct smtp_session {
 	enum relay_pending pending;
 	struct data_filter *df;
 	bool data_refused;		/* relay lost during DATA: 451 at end */
+	bool data_nul;			/* a NUL in the data: 550 at end */
 	unsigned long n_messages;
 	uint64_t data_start;
 
@@ -194,6 +195,7 @@ static void data_state_free(struct smtp_session *s)
 {
 	data_filter_free(&s->df);
 	s->data_refused = false;
+	s->data_nul = false;
 	if (s->hs_active)
 		header_scan_free(&s->hs);
 	s->hs_active = false;
@@ -1048,6 +1050,13 @@ static void data_emit(const char *buf, size_t len, void *ctx)
 {
 	struct smtp_session *s = ctx;
 
+	/* RFC 5321 §4.5.2 / RFC 6152: NUL is not text. A smarthost that
+	 * drops NULs would see "CRLF NUL . CRLF" as an end of data and the
+	 * rest as commands (SMTP smuggling): nothing with a NUL goes up. */
+	if (!s->data_nul && memchr(buf, '\0', len) != NULL)
+		s->data_nul = true;
+	if (s->data_nul)
+		return;
 	if (s->hs_active && !s->hs.done)
 		header_scan_feed(&s->hs, buf, len);
 	if (s->relay != NULL && !s->data_refused)
@@ -1137,6 +1146,15 @@ static void data_process(struct smtp_session *s)
 			       "reason", "smarthost lost during DATA");
 			transaction_reset(s);
 			reply(s, "451 4.4.1 Smarthost connection lost, try again later");
+			return;
+		}
+		if (st == DATA_FILTER_DONE && s->data_nul) {
+			relay_abort(&s->relay);
+			saudit(s, LOG_LVL_NOTICE, "message-refused", "user",
+			       s->user, "from", s->mail.path, "reason",
+			       "NUL character");
+			transaction_reset(s);
+			reply(s, "550 5.6.0 Message contains NUL characters");
 			return;
 		}
 		if (st != DATA_FILTER_DONE) {

@@ -594,9 +594,15 @@ class _Conn:
         self.sess.xclient.append(line)
         if self.reply("XCLIENT", f"220 {self.srv.name} ESMTP test "
                                  "smarthost\r\n", line):
-            # Postfix: the session starts over, greeting included.
+            # Postfix: the session starts over, greeting included; with
+            # LOGIN= it counts as authenticated as that name (a second
+            # AUTH would get 503 "already authenticated").
             self.ehlo = False
-            self.authed = None
+            login = None
+            for word in line.split()[1:]:
+                if word.upper().startswith(b"LOGIN="):
+                    login = word[6:] or None
+            self.authed = login
             self.txn = None
 
     def cmd_MAIL(self, line):

@@ -35,9 +35,10 @@ SEQUENCES = {
     "CR.CRLF": b"\r.\r\n",
     "CRLF-NUL.CRLF": b"\r\n\x00.\r\n",
 }
-# Sequences made of CR LF only, a NUL in front of the dot: no bare CR or
-# LF, so even "reject" takes them, as data.
-CLEAN = {"CRLF-NUL.CRLF"}
+# A NUL in front of the dot: no bare CR or LF, but a smarthost that drops
+# NULs would see an end of data there, so the proxy refuses any message
+# with a NUL (550 5.6.0) in both modes and sends nothing of it.
+NUL = {"CRLF-NUL.CRLF"}
 
 
 def smuggling_message(seq):
@@ -75,14 +76,11 @@ def test_smuggling_with_bare_newline_reject(smarthosts, authrelay, name):
     begin(c)
     msg = smuggling_message(seq)
     r = send_data(c, msg)
-    if name in CLEAN:
-        check(r, 250, "2.0.0", what=f"{name}: end of data")
-        t = only_message(sh)
-        assert split_tagged(t.data)[1] == msg, \
-            f"{name}: the NUL line must go through as data, unchanged"
+    if name in NUL:
+        check(r, 550, "5.6.0", what=f"{name}: end of data")
     else:
         check(r, 550, "5.5.2", what=f"{name}: end of data")
-        assert_nothing_delivered(sh, name)
+    assert_nothing_delivered(sh, name)
     # in sync: the smuggled commands were data, not commands
     c.expect("NOOP", 250)
     c.quit()
@@ -102,6 +100,13 @@ def test_smuggling_with_bare_newline_normalize(smarthosts, authrelay, name):
     c = d.authed(USER)
     begin(c)
     msg = smuggling_message(seq)
+    if name in NUL:
+        check(send_data(c, msg), 550, "5.6.0", what=f"{name}: end of data")
+        c.expect("NOOP", 250)
+        c.quit()
+        assert_nothing_delivered(sh, name)
+        assert len(mail_commands(sh)) <= 1
+        return
     check(send_data(c, msg), 250, "2.0.0", what=f"{name}: end of data")
     c.expect("NOOP", 250)
     c.quit()

@@ -283,6 +283,10 @@ def test_xclient_with_starttls_and_auth(smarthosts, authrelay, pki, secret):
     assert s.xclient == [XCLIENT], s.xclient
     verbs = s.verbs()
     assert verbs.index(b"XCLIENT") < verbs.index(b"MAIL"), verbs
+    # Our own AUTH once, before XCLIENT; never again after it (the
+    # smarthost takes LOGIN= as the session's identity).
+    assert verbs.count(b"AUTH") == 1, verbs
+    assert verbs.index(b"AUTH") < verbs.index(b"XCLIENT"), verbs
     assert_no_plaintext_transaction(sh)
 
 
