@@ -226,6 +226,19 @@ static int on_sigterm(sd_event_source *src, const struct signalfd_siginfo *si,
 	return 0;
 }
 
+static uint64_t watchdog_usec;
+
+static int on_watchdog(sd_event_source *src, uint64_t usec, void *ud)
+{
+	if (servers_alive())
+		sd_notify(0, "WATCHDOG=1");
+	else
+		log_err("a serving thread has stopped turning: no WATCHDOG=1");
+	sd_event_source_set_time_relative(src, watchdog_usec / 2);
+	sd_event_source_set_enabled(src, SD_EVENT_ONESHOT);
+	return 0;
+}
+
 static int on_thread_done(sd_event_source *src, int fd, uint32_t revents,
 			  void *ud)
 {
@@ -349,8 +362,13 @@ int main(int argc, char **argv)
 				       STATUS_INTERVAL_USEC, 0,
 				       on_status_timer, NULL) < 0)
 		fatal("cannot set up the event loop");
-	/* WATCHDOG=1 at half of WatchdogSec=, when the unit sets it. */
-	(void)sd_event_set_watchdog(event, true);
+	/* WATCHDOG=1 at half of WatchdogSec=, when the unit sets it, and
+	 * only while every serving loop turns (servers_alive). */
+	if (sd_watchdog_enabled(0, &watchdog_usec) > 0 &&
+	    sd_event_add_time_relative(event, NULL, CLOCK_MONOTONIC,
+				       watchdog_usec / 2, 0, on_watchdog,
+				       NULL) < 0)
+		fatal("cannot set up the watchdog");
 
 	if (servers_start(n_threads, listeners, n_listeners, done_fd) < 0)
 		fatal("cannot start serving threads");

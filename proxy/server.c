@@ -93,6 +93,8 @@ struct server_thread {
 	unsigned reload_seen;
 	bool stopping;
 	bool exited;
+	sd_event_source *beat_timer;	/* proves the loop turns */
+	atomic_ulong beats;
 };
 
 static struct server_thread *threads;
@@ -142,6 +144,38 @@ void server_session_gone(struct server_thread *t, struct smtp_session *s)
 	smtp_session_unlink(&t->sessions, s);
 	t->n_sessions--;
 	thread_maybe_exit(t);
+}
+
+/* Each loop ticks a counter; the main thread pings systemd's watchdog
+ * only while every counter moves, so a stuck serving thread gets the
+ * service restarted rather than hidden by a healthy main loop. */
+#define HEARTBEAT_USEC (USEC_PER_SEC / 10)
+
+static int on_beat(sd_event_source *src, uint64_t usec, void *userdata)
+{
+	struct server_thread *t = userdata;
+
+	atomic_fetch_add(&t->beats, 1);
+	sd_event_source_set_time_relative(src, HEARTBEAT_USEC);
+	sd_event_source_set_enabled(src, SD_EVENT_ONESHOT);
+	return 0;
+}
+
+bool servers_alive(void)
+{
+	static unsigned long *last;
+	bool alive = true;
+
+	if (last == NULL)
+		last = xcalloc(n_threads ? n_threads : 1, sizeof(*last));
+	for (unsigned i = 0; i < n_threads; i++) {
+		unsigned long b = atomic_load(&threads[i].beats);
+
+		if (b == last[i] && !threads[i].exited)
+			alive = false;
+		last[i] = b;
+	}
+	return alive;
 }
 
 static int on_pause_end(sd_event_source *src, uint64_t usec, void *userdata)
@@ -315,8 +349,12 @@ static int thread_setup(struct server_thread *t, unsigned index,
 				       on_pause_end, t) < 0 ||
 	    sd_event_add_time_relative(t->event, &t->stop_timer,
 				       CLOCK_MONOTONIC, UINT64_MAX / 2, 0,
-				       on_stop_timeout, t) < 0)
+				       on_stop_timeout, t) < 0 ||
+	    sd_event_add_time_relative(t->event, &t->beat_timer,
+				       CLOCK_MONOTONIC, HEARTBEAT_USEC, 0,
+				       on_beat, t) < 0)
 		return -1;
+	sd_event_source_set_enabled(t->beat_timer, SD_EVENT_ONESHOT);
 	sd_event_source_set_enabled(t->pause_timer, SD_EVENT_OFF);
 	sd_event_source_set_enabled(t->stop_timer, SD_EVENT_OFF);
 	t->listen = xcalloc(n_ls, sizeof(*t->listen));
@@ -401,6 +439,7 @@ void servers_join(void)
 		sd_event_source_disable_unref(t->ctl_src);
 		sd_event_source_disable_unref(t->pause_timer);
 		sd_event_source_disable_unref(t->stop_timer);
+		sd_event_source_disable_unref(t->beat_timer);
 		close(t->ctl_fd);
 		sd_event_unref(t->event);
 	}

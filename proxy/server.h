@@ -58,6 +58,8 @@ int servers_start(unsigned n, const struct listener *ls, size_t n_ls,
 void servers_reload(void);
 void servers_stop(void);
 void servers_join(void);
+/* True if every serving loop has turned since the last call. */
+bool servers_alive(void);
 
 /* For sessions. */
 sd_event *server_event(struct server_thread *t);

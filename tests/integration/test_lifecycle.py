@@ -168,3 +168,25 @@ def test_sighup_with_a_broken_config_keeps_the_old_one(authrelay):
         c.starttls(d.tls_context)
         c.ehlo()
         check(c.auth_plain("alice", "Al1ce-secret"), 235, "2.7.0")
+
+
+def test_watchdog_pings_while_every_loop_turns(authrelay):
+    """With WatchdogSec= (WATCHDOG_USEC in the environment, as systemd
+    sets it) the daemon sends WATCHDOG=1 at about half the interval, and
+    only while every serving thread's loop turns."""
+    d = authrelay(env={"WATCHDOG_USEC": "1000000"})
+    d.notify.drain(2.5)
+    pings = sum(1 for m in d.notify.messages if "WATCHDOG=1" in m)
+    assert pings >= 3, f"{pings} WATCHDOG=1 in 2.5 s: {d.notify.messages}"
+    # Busy sessions do not stop it.
+    with d.session() as c:
+        c.expect("NOOP", 250)
+    d.notify.drain(1.2)
+    assert sum(1 for m in d.notify.messages if "WATCHDOG=1" in m) > pings
+
+
+def test_no_watchdog_without_watchdogsec(authrelay):
+    d = authrelay()
+    d.notify.drain(1.5)
+    assert not any("WATCHDOG=1" in m for m in d.notify.messages), \
+        d.notify.messages
