@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "smtp_cmd.h"
+#include "utf8.h"
 
 static const struct {
 	const char *name;
@@ -143,39 +144,6 @@ static int address_error(struct smtp_arg_error *err, enum path_role role,
 {
 	return set_error(err, 553, role == ROLE_SENDER ? "5.1.7" : "5.1.3",
 			 text);
-}
-
-/* Length of the UTF-8 encoded non-ASCII character at p (RFC 3629 §4:
- * no overlong forms, no surrogates, nothing above U+10FFFF), or 0. */
-static size_t utf8_char_len(const char *p, const char *end)
-{
-	const unsigned char *u = (const unsigned char *)p;
-	unsigned char lo = 0x80, hi = 0xbf;
-	size_t n;
-
-	if (u[0] >= 0xc2 && u[0] <= 0xdf) {
-		n = 2;
-	} else if (u[0] >= 0xe0 && u[0] <= 0xef) {
-		n = 3;
-		if (u[0] == 0xe0)
-			lo = 0xa0;
-		else if (u[0] == 0xed)
-			hi = 0x9f;
-	} else if (u[0] >= 0xf0 && u[0] <= 0xf4) {
-		n = 4;
-		if (u[0] == 0xf0)
-			lo = 0x90;
-		else if (u[0] == 0xf4)
-			hi = 0x8f;
-	} else {
-		return 0;
-	}
-	if ((size_t)(end - p) < n || u[1] < lo || u[1] > hi)
-		return 0;
-	for (size_t i = 2; i < n; i++)
-		if (u[i] < 0x80 || u[i] > 0xbf)
-			return 0;
-	return n;
 }
 
 /* The part of a path between its angle brackets being parsed. */
