@@ -13,14 +13,15 @@ import time
 import pytest
 
 from harness import check
-from smarthost import (END_OF_DATA, SENDER, USER, bare_newlines, message,
+from smarthost import (END_OF_DATA, SENDER, USER, assert_nothing_delivered,
+                       bare_newlines, begin, message,
                        only_message, relay_config, send_data, split_tagged,
                        submit)
 
 pytest_plugins = ["smarthost"]
 
 # A message that exercises the data path: stuffed dots, a line that is a
-# lone "." (stuffed), 8-bit octets, a NUL, trailing white space, tabs,
+# lone "." (stuffed), 8-bit octets, trailing white space, tabs,
 # a 998-octet line, an empty line in the body, a folded header, a body
 # line that looks like our identity header, and "From " at a line start.
 BODY = (b"Hello Bob,\r\n"
@@ -30,7 +31,7 @@ BODY = (b"Hello Bob,\r\n"
         b"trailing white space \t \r\n"
         b"\tstarts with a tab\r\n"
         b"8bit: Gr\xc3\xbc\xc3\x9fe \xe2\x9c\x93\r\n"
-        b"a NUL: a\x00b\r\n"
+        b"control octets: a\x01\x7fb\r\n"
         b"\r\n"
         b"From the start of a line\r\n"
         b"X-Authenticated-User: mallory (a body line, kept)\r\n" +
@@ -294,3 +295,19 @@ def test_pipelined_whole_transaction_in_one_write(smarthosts, authrelay):
     check(c.read_reply(), 221, what="QUIT")
     c.assert_closed()
     assert split_tagged(only_message(sh).data)[1] == msg
+
+
+def test_message_with_a_nul_is_refused_and_nothing_delivered(smarthosts,
+                                                              authrelay):
+    """RFC 5321 §4.5.2: NUL is not text, and a smarthost that drops NULs
+    would take CRLF NUL . CRLF for an end of data: refused, 550 5.6.0."""
+    sh = smarthosts()
+    d = authrelay(config=relay_config(sh))
+    c = d.authed(USER)
+    begin(c)
+    r = send_data(c, HEADERS + b"\r\nbody a\x00b\r\n")
+    check(r, 550, "5.6.0", what="end of data")
+    c.expect("NOOP", 250)
+    c.quit()
+    assert_nothing_delivered(sh, "NUL")
+
