@@ -750,9 +750,13 @@ static void on_conn_event(struct conn *c, enum conn_event ev, void *ctx)
 		on_input(r);
 		break;
 	case CONN_EV_FLUSHED:
-		if (r->state == R_DATA && r->data_full) {
+		/* Cleared on any flush: the write that filled the buffer may
+		 * also have ended the message (then no DRAINED is due, but
+		 * the next message must not start "full"). */
+		if (r->data_full) {
 			r->data_full = false;
-			relay_report(r, RELAY_EV_DRAINED, NULL);
+			if (r->state == R_DATA)
+				relay_report(r, RELAY_EV_DRAINED, NULL);
 		}
 		break;
 	case CONN_EV_TLS_READY:
@@ -1090,6 +1094,7 @@ void relay_rset(struct relay *r)
 
 void relay_data(struct relay *r)
 {
+	r->data_full = false;
 	send_line(r, R_CMD, r->cfg->command_timeout_usec, "DATA");
 }
 
