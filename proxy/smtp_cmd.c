@@ -666,6 +666,33 @@ static int mail_param(const struct param *prm, struct smtp_mail_args *out,
 	return set_error(err, 555, "5.5.4", "Unknown MAIL parameter");
 }
 
+/* "FROM:<path>" or "TO:<path>" up to the parameters: the keyword
+ * (case-insensitive), optional spaces (RFC 5321 §4.1.1.2 has none after
+ * the colon, but clients commonly send one), the path, then a space or
+ * the end. Leaves *pp at the parameters. */
+static int parse_keyword_path(const char **pp, const char *keyword,
+			      enum path_role role, char *path, bool *eightbit,
+			      struct smtp_arg_error *err)
+{
+	const char *p = *pp;
+
+	if (!ascii_caseprefix(p, keyword)) {
+		syntax_error(err, role);
+		return -1;
+	}
+	p += strlen(keyword);
+	while (*p == ' ')
+		p++;
+	if (parse_path(&p, path, role, eightbit, err) < 0)
+		return -1;
+	if (*p != ' ' && *p != '\0') {
+		syntax_error(err, role);
+		return -1;
+	}
+	*pp = p;
+	return 0;
+}
+
 int smtp_parse_mail(const char *args, struct smtp_mail_args *out,
 		    struct smtp_arg_error *err)
 {
@@ -679,21 +706,9 @@ int smtp_parse_mail(const char *args, struct smtp_mail_args *out,
 	memset(out, 0, sizeof(*out));
 	memset(err, 0, sizeof(*err));
 
-	/* RFC 5321 §4.1.1.2 has no space after "FROM:", but clients
-	 * commonly send one. */
-	if (!ascii_caseprefix(p, "FROM:")) {
-		syntax_error(err, ROLE_SENDER);
+	if (parse_keyword_path(&p, "FROM:", ROLE_SENDER, out->path,
+			       &eightbit, err) < 0)
 		goto fail;
-	}
-	p += 5;
-	while (*p == ' ')
-		p++;
-	if (parse_path(&p, out->path, ROLE_SENDER, &eightbit, err) < 0)
-		goto fail;
-	if (*p != ' ' && *p != '\0') {
-		syntax_error(err, ROLE_SENDER);
-		goto fail;
-	}
 	while ((r = next_param(&p, &prm)) > 0)
 		if (mail_param(&prm, out, err, &seen) < 0)
 			goto fail;
@@ -755,22 +770,12 @@ int smtp_parse_rcpt(const char *args, struct smtp_rcpt_args *out,
 	memset(out, 0, sizeof(*out));
 	memset(err, 0, sizeof(*err));
 
-	if (!ascii_caseprefix(p, "TO:")) {
-		syntax_error(err, ROLE_RECIPIENT);
-		goto fail;
-	}
-	p += 3;
-	while (*p == ' ')
-		p++;
-	if (parse_path(&p, out->path, ROLE_RECIPIENT, &eightbit, err) < 0)
+	if (parse_keyword_path(&p, "TO:", ROLE_RECIPIENT, out->path,
+			       &eightbit, err) < 0)
 		goto fail;
 	/* RFC 5321 §4.1.2: "<>" is a Reverse-path, never a Forward-path. */
 	if (out->path[0] == '\0') {
 		set_error(err, 501, "5.1.3", "Null recipient not allowed");
-		goto fail;
-	}
-	if (*p != ' ' && *p != '\0') {
-		syntax_error(err, ROLE_RECIPIENT);
 		goto fail;
 	}
 	while ((r = next_param(&p, &prm)) > 0)
