@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -117,10 +118,12 @@ ssize_t ctl_recv(int sock, char *msg, size_t size, int *fd_r)
 /* --- the network process's side --- */
 
 static int client_sock = -1;
+static bool notify_direct = true;
 
-void ctl_client_set(int sock)
+void ctl_client_set(int sock, bool relay_notify)
 {
 	client_sock = sock;
+	notify_direct = !relay_notify;
 }
 
 int ctl_client_fd(void)
@@ -147,7 +150,7 @@ void ctl_kill_worker(uint32_t id)
 
 void ctl_notify(const char *text)
 {
-	if (client_sock < 0) {
+	if (client_sock < 0 || notify_direct) {
 		sd_notify(0, text);
 		return;
 	}

@@ -65,7 +65,7 @@ static int clear_capability_sets(const char **error_r)
 /* Every capability out of the bounding set (needs CAP_SETPCAP unless it
  * is empty already). The kernel's last capability is where
  * PR_CAPBSET_READ says EINVAL. */
-static int clear_bounding_set(const char **error_r)
+static int clear_bounding_set(bool root, const char **error_r)
 {
 	for (unsigned long cap = 0; cap < 64; cap++) {
 		int r = prctl(PR_CAPBSET_READ, cap, 0, 0, 0);
@@ -73,6 +73,11 @@ static int clear_bounding_set(const char **error_r)
 		if (r < 0 && errno == EINVAL)
 			return 0;
 		if (r == 1 && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) {
+			/* An ordinary user without CAP_SETPCAP: with
+			 * no_new_privs (set below) no exec can bring the
+			 * bounding set into use. */
+			if (!root && errno == EPERM)
+				return 0;
 			*error_r = "cannot empty the capability bounding set "
 				   "(CAP_SETPCAP missing?)";
 			return -1;
@@ -92,7 +97,7 @@ int privsep_drop(uid_t uid, gid_t gid, const char **error_r)
 		*error_r = "cannot clear the ambient capabilities";
 		return -1;
 	}
-	if (clear_bounding_set(error_r) < 0)
+	if (clear_bounding_set(root, error_r) < 0)
 		return -1;
 	if (root) {
 		if (setgroups(0, NULL) < 0) {

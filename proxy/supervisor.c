@@ -169,7 +169,7 @@ static void reload(struct supervisor *sv)
 		for (size_t i = 0; i < errs.n; i++)
 			log_err("%s", errs.msg[i]);
 		log_err("reload failed: keeping the running configuration");
-		goto done;
+		goto failed;
 	}
 	if (strcmp(cfg->run_user, sv->p.cfg->run_user) != 0)
 		log_warn("[server] user changed: it takes effect at the next "
@@ -185,7 +185,7 @@ static void reload(struct supervisor *sv)
 		if (nfd >= 0)
 			close(nfd);
 		log_err("reload failed: keeping the running configuration");
-		goto done;
+		goto failed;
 	}
 	close(nfd);
 	/* Workers started from now on read the new config. */
@@ -198,12 +198,13 @@ static void reload(struct supervisor *sv)
 	bundle_free(&worker);
 	config_errors_clear(&errs);
 	return;		/* READY=1 comes from the network process */
-done:
+failed:
 	bundle_free(&net);
 	bundle_free(&worker);
 	config_free(&cfg);
 	config_errors_clear(&errs);
-	sd_notify(0, "READY=1");
+	if (ctl_send(sv->ctl, -1, "RELOAD-FAILED") < 0)
+		sd_notify(0, "READY=1");
 }
 
 /* --- messages from the network process --- */
@@ -300,8 +301,15 @@ static int on_ctl(sd_event_source *src, int fd, uint32_t revents, void *ud)
 			continue;
 		}
 		if (n <= 0) {
-			/* It is exiting; SIGCHLD tells the rest. */
 			sd_event_source_set_enabled(src, SD_EVENT_OFF);
+			if (sv->net_pid == 0) {
+				/* Not our child: the connection is all we
+				 * know of it. */
+				log_debug("network process disconnected");
+				workers_kill_all(sv);
+				sd_event_exit(sv->event, 0);
+			}
+			/* Our child is exiting; SIGCHLD tells the rest. */
 			return 0;
 		}
 		handle_message(sv, msg, passed);
@@ -354,8 +362,12 @@ static int on_sigterm(sd_event_source *src, const struct signalfd_siginfo *si,
 {
 	struct supervisor *sv = ud;
 
-	if (sv->net_pid > 0)
+	if (sv->net_pid > 0) {
 		(void)kill(sv->net_pid, SIGTERM);
+	} else {
+		workers_kill_all(sv);
+		sd_event_exit(sv->event, 0);
+	}
 	return 0;
 }
 
@@ -390,8 +402,9 @@ int supervisor_run(pid_t net_pid, int ctl, struct supervisor_params *p)
 		return 1;
 	}
 	/* The network process may have died before the loop started. */
-	on_sigchld(NULL, NULL, &sv);
-	if (sv.net_pid > 0)
+	if (net_pid > 0)
+		on_sigchld(NULL, NULL, &sv);
+	if (net_pid == 0 || sv.net_pid > 0)
 		sd_event_loop(sv.event);
 	sd_event_unref(sv.event);
 	close(ctl);
