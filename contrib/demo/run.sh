@@ -24,6 +24,12 @@ cd build
 [ -f Makefile ] || ../configure --enable-warnings >/dev/null
 make -j2 >/dev/null
 
+# The network process drops to the authrelay system user (README:
+# Processes); create it as the package would.
+if [ "$(id -u)" = 0 ]; then
+	systemd-sysusers "$top/units/authrelay.sysusers"
+fi
+
 rm -rf "$demo"
 mkdir -p "$demo/ldap/db" "$demo/mail"
 openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj /CN=localhost \
