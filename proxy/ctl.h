@@ -41,6 +41,13 @@ int ctl_send(int sock, int fd, const char *fmt, ...)
  * SCM_RIGHTS). *fd_r gets the passed descriptor (close-on-exec) or -1. */
 ssize_t ctl_recv(int sock, char *msg, size_t size, int *fd_r);
 
+/* The supervisor's parsers. ctl_parse_id: msg is exactly "WORD <id>",
+ * id a decimal in 1..2^32-1 without sign or leading zero. ctl_notify_
+ * allowed: text is one or more lines, each READY=1, RELOADING=1,
+ * STOPPING=1, WATCHDOG=1 or STATUS= and printable ASCII. */
+bool ctl_parse_id(const char *msg, const char *word, unsigned *id_r);
+bool ctl_notify_allowed(const char *text);
+
 /* The network process's side. ctl_client_set() once before the threads
  * start; the calls below are thread-safe. relay_notify: sd_notify goes
  * through the supervisor (it is systemd's main process: the supervisor

@@ -209,70 +209,16 @@ failed:
 
 /* --- messages from the network process --- */
 
-/* "WORD <id>" with id a decimal in 1..2^32-1 and nothing else. */
-static bool parse_id(const char *msg, const char *word, unsigned *id_r)
-{
-	size_t n = strlen(word);
-	unsigned long v = 0;
-	const char *p;
-
-	if (strncmp(msg, word, n) != 0 || msg[n] != ' ')
-		return false;
-	p = msg + n + 1;
-	if (*p < '1' || *p > '9')
-		return false;
-	for (; *p >= '0' && *p <= '9'; p++) {
-		v = v * 10 + (unsigned long)(*p - '0');
-		if (v > 0xffffffffUL)
-			return false;
-	}
-	if (*p != '\0')
-		return false;
-	*id_r = (unsigned)v;
-	return true;
-}
-
-/* Only what the network process has to say to systemd. */
-static bool notify_allowed(const char *text)
-{
-	static const char *const fixed[] = { "READY=1", "RELOADING=1",
-					     "STOPPING=1", "WATCHDOG=1" };
-	const char *line = text;
-
-	while (*line != '\0') {
-		size_t len = strcspn(line, "\n");
-		bool ok = false;
-
-		for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
-			if (len == strlen(fixed[i]) &&
-			    strncmp(line, fixed[i], len) == 0)
-				ok = true;
-		if (len > 7 && strncmp(line, "STATUS=", 7) == 0) {
-			ok = true;
-			for (size_t i = 7; i < len; i++)
-				if ((unsigned char)line[i] < ' ' ||
-				    (unsigned char)line[i] > '~')
-					ok = false;
-		}
-		if (!ok)
-			return false;
-		line += len;
-		if (*line == '\n')
-			line++;
-	}
-	return line != text;
-}
-
 static void handle_message(struct supervisor *sv, const char *msg, int fd)
 {
 	unsigned id;
 
-	if (parse_id(msg, "SPAWN", &id) && fd >= 0) {
+	if (ctl_parse_id(msg, "SPAWN", &id) && fd >= 0) {
 		worker_spawn(sv, id, fd);
-	} else if (parse_id(msg, "KILL", &id) && fd < 0) {
+	} else if (ctl_parse_id(msg, "KILL", &id) && fd < 0) {
 		worker_kill(sv, id);
 	} else if (strncmp(msg, "NOTIFY ", 7) == 0 && fd < 0 &&
-		   notify_allowed(msg + 7)) {
+		   ctl_notify_allowed(msg + 7)) {
 		sd_notify(0, msg + 7);
 	} else if (strcmp(msg, "RELOAD") == 0 && fd < 0) {
 		reload(sv);
