@@ -18,6 +18,7 @@
 #include <systemd/sd-journal.h>
 
 #include "config.h"
+#include "config_check.h"
 #include "auth_cache.h"
 #include "listen.h"
 #include "log.h"
@@ -302,10 +303,18 @@ int main(int argc, char **argv)
 
 	st = settings_load(&errs);
 	if (check_only) {
+		struct config_errors warnings = { 0 };
+
+		if (st != NULL &&
+		    config_check_semantics(st->cfg, &errs, &warnings) > 0)
+			settings_put(&st);
+		print_errors(&warnings);
 		print_errors(&errs);
+		config_errors_clear(&warnings);
 		config_errors_clear(&errs);
 		if (st == NULL)
 			return 1;
+		printf("%s: configuration is valid\n", config_path);
 		settings_put(&st);
 		return 0;
 	}
