@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
 
 #include "auth_proto.h"
 #include "base64.h"
@@ -21,6 +22,7 @@
 #include "log.h"
 #include "relay.h"
 #include "server.h"
+#include "tls.h"
 #include "xalloc.h"
 
 /* RFC 5321 §4.5.3.1.5: a reply line is at most 512 octets with CRLF. */
@@ -114,7 +116,29 @@ void relay_targets_free(struct relay_targets **tsp)
 	free(ts);
 }
 
-SSL_CTX *relay_tls_ctx_new(const struct config *cfg,
+/* ca_file from the bundle into the context's store. */
+static int load_ca(SSL_CTX *ctx, const struct bundle *b, const char *path)
+{
+	X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+	BIO *bio = tls_bundle_bio(b, path);
+	unsigned n = 0;
+	X509 *x;
+
+	if (bio == NULL)
+		return 0;
+	while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+		if (X509_STORE_add_cert(store, x) == 1)
+			n++;
+		X509_free(x);
+	}
+	BIO_free(bio);
+	if (n > 0 && ERR_GET_REASON(ERR_peek_last_error()) ==
+	    PEM_R_NO_START_LINE)
+		ERR_clear_error();
+	return n > 0 && ERR_peek_error() == 0;
+}
+
+SSL_CTX *relay_tls_ctx_new(const struct config *cfg, const struct bundle *b,
 			   struct config_errors *errs)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
@@ -131,8 +155,7 @@ SSL_CTX *relay_tls_ctx_new(const struct config *cfg,
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION |
 			    SSL_OP_NO_RENEGOTIATION);
 	if (cfg->relay_ca_file != NULL) {
-		if (SSL_CTX_load_verify_locations(ctx, cfg->relay_ca_file,
-						  NULL) != 1) {
+		if (load_ca(ctx, b, cfg->relay_ca_file) != 1) {
 			unsigned long e = ERR_get_error();
 
 			config_errors_add(errs, "%s: [relay] ca_file %s: %s",
@@ -372,23 +395,16 @@ static void send_line(struct relay *r, enum relay_state next,
 
 /* Credentials */
 
-static int read_secret(const char *path, char *buf, size_t size)
+/* The relay credential, read by the privileged side at start and at
+ * reload (settings.relay_secret): this process never opens the file. */
+static int read_secret(const struct relay *r, char *buf, size_t size)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	ssize_t n;
+	const char *secret = r->st->relay_secret;
 
-	if (fd < 0)
+	if (secret == NULL || secret[0] == '\0' || strlen(secret) >= size)
 		return -1;
-	n = read(fd, buf, size - 1);
-	close(fd);
-	if (n <= 0) {
-		explicit_bzero(buf, size);
-		return -1;
-	}
-	buf[n] = '\0';
-	/* The file's one line, without its newline. */
-	buf[strcspn(buf, "\r\n")] = '\0';
-	return buf[0] != '\0' ? 0 : -1;
+	snprintf(buf, size, "%s", secret);
+	return 0;
 }
 
 static void send_auth_plain(struct relay *r)
@@ -398,8 +414,7 @@ static void send_auth_plain(struct relay *r)
 	char b64[BASE64_ENCODED_LEN(sizeof(raw)) + 1];
 	size_t ulen = strlen(r->cfg->relay_auth_user), plen;
 
-	if (read_secret(r->cfg->relay_auth_password_file, secret,
-			sizeof(secret)) < 0 || ulen > AUTH_USER_MAX) {
+	if (read_secret(r, secret, sizeof(secret)) < 0 || ulen > AUTH_USER_MAX) {
 		relay_fail(r, "cannot read [relay] auth_password_file");
 		return;
 	}
@@ -422,8 +437,7 @@ static void send_login_secret(struct relay *r, bool password)
 	char b64[BASE64_ENCODED_LEN(RELAY_SECRET_MAX) + 1];
 
 	if (password) {
-		if (read_secret(r->cfg->relay_auth_password_file, secret,
-				sizeof(secret)) < 0) {
+		if (read_secret(r, secret, sizeof(secret)) < 0) {
 			relay_fail(r, "cannot read [relay] auth_password_file");
 			return;
 		}
