@@ -21,6 +21,7 @@
 #include <systemd/sd-journal.h>
 
 #include "config.h"
+#include "config_check.h"
 #include "auth_cache.h"
 #include "bundle.h"
 #include "ctl.h"
@@ -587,15 +588,23 @@ int main(int argc, char **argv)
 	config_path = xstrdup(config_path);
 
 	if (check_only) {
+		struct config_errors problems = { 0 };
 		int r = settings_read(config_path, &net, &sp.worker_bundle,
 				      &sp.cfg, &errs);
+		size_t n = r < 0 ? 0 :
+			   config_check_semantics(sp.cfg, &problems, &errs);
 
 		print_errors(&errs);	/* errors, or warnings */
+		print_errors(&problems);
 		config_errors_clear(&errs);
+		config_errors_clear(&problems);
 		bundle_free(&net);
 		bundle_free(&sp.worker_bundle);
 		config_free(&sp.cfg);
-		return r < 0 ? 1 : 0;
+		if (r < 0 || n > 0)
+			return 1;
+		printf("%s: configuration is valid\n", config_path);
+		return 0;
 	}
 	if (supervisor)
 		return run_supervisor();
