@@ -306,6 +306,7 @@ int main(int argc, char **argv)
 		config_errors_clear(&errs);
 		if (st == NULL)
 			return 1;
+		config_describe_relay(st->cfg, stdout);
 		settings_put(&st);
 		return 0;
 	}
