@@ -1053,6 +1053,7 @@ static const struct key_def keys[] = {
 	PATH("relay", "oauth2_client_key", oauth2_client_key, KEY_FILE),
 	PATH("relay", "oauth2_service_account_file",
 	     oauth2_service_account_file, KEY_FILE),
+	DUR("relay", "oauth2_timeout", oauth2_timeout_usec, SECOND, 5 * MINUTE),
 
 	ENUM("policy", "sender_check", sender_check, sender_check_names),
 	ENUM("policy", "bare_newline", bare_newline, bare_newline_names),
@@ -1307,6 +1308,7 @@ static void set_defaults(struct config *c)
 	c->relay_tls_verify = true;
 	c->relay_connect_timeout_usec = 30 * SECOND;
 	c->identity_header = xstrdup("X-Authenticated-User");
+	c->oauth2_timeout_usec = 20 * SECOND;
 
 	c->sender_check = SENDER_CHECK_BOTH;
 	c->bare_newline = BARE_NEWLINE_REJECT;

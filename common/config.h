@@ -175,6 +175,7 @@ struct config {
 	char *oauth2_client_certificate;	/* PEM, with oauth2_client_key */
 	char *oauth2_client_key;
 	char *oauth2_service_account_file;	/* Google's JSON key */
+	uint64_t oauth2_timeout_usec;	/* whole token request, default 20s */
 
 	/* [policy] */
 	enum sender_check sender_check;	/* default both */
