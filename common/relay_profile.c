@@ -40,25 +40,26 @@ static const struct relay_profile profiles[] = {
 	{ .name = "mailgun", .host = "smtp.mailgun.org", .port = "587",
 	  .tls = RELAY_TLS_STARTTLS,
 	  .source = "https://documentation.mailgun.com/docs/mailgun/"
-		    "user-manual/smtp-protocol/smtp-relay" },
+		    "user-manual/smtp-protocol/smtp-relay.md" },
 	{ .name = "postmark", .host = "smtp.postmarkapp.com", .port = "587",
 	  .tls = RELAY_TLS_STARTTLS,
 	  .source = "https://postmarkapp.com/support/article/811-what-are-"
 		    "the-smtp-details-api-tokens-i-should-be-using" },
 	{ .name = "mailjet", .host = "in-v3.mailjet.com", .port = "587",
 	  .tls = RELAY_TLS_STARTTLS,
-	  .source = "https://documentation.mailjet.com/hc/en-us/articles/"
-		    "360043229473" },
+	  .source = "https://rubydoc.info/gems/mailjet/Mailjet/Mailer" },
 	{ .name = "mandrill", .host = "smtp.mandrillapp.com", .port = "587",
 	  .tls = RELAY_TLS_STARTTLS,
-	  .source = "https://mailchimp.com/developer/transactional/docs/"
-		    "smtp-integration/" },
-	{ .name = "smtp.com", .host = "send.smtp.com", .port = "2525",
+	  .source = "https://mailchimp.com/developer/transactional/" },
+	/* "{ServiceName}.smtp.com", the name given by SMTP.com. */
+	{ .name = "smtp.com", .arg = PROFILE_ARG_REQUIRED,
+	  .arg_what = "service name", .host = "%s.smtp.com", .port = "2525",
 	  .tls = RELAY_TLS_STARTTLS,
 	  .source = "http://api.smtp.com/doc/" },
 	{ .name = "zoho", .host = "smtppro.zoho.com", .port = "465",
 	  .tls = RELAY_TLS_TLS,
-	  .source = "https://www.zoho.com/mail/help/zoho-smtp.html" },
+	  .source = "https://www.zoho.com/mail/help/zoho-smtp.html (paid "
+		    "organization accounts; smtp.zoho.com for personal)" },
 	{ .name = "fastmail", .host = "smtp.fastmail.com", .port = "465",
 	  .tls = RELAY_TLS_TLS, .mech = RELAY_AUTH_PLAIN,
 	  .source = "https://www.fastmail.com/help/technical/"
@@ -68,7 +69,7 @@ static const struct relay_profile profiles[] = {
 	  .source = "https://docs.rackspace.com/docs/email-server-settings" },
 	{ .name = "protonmail-bridge", .host = "127.0.0.1", .port = "1025",
 	  .tls = RELAY_TLS_STARTTLS, .needs_ca = 1,
-	  .source = "https://proton.me/support/protonmail-bridge-clients" },
+	  .source = "https://proton.me/support/macos-certificate-warning" },
 };
 
 #define N_PROFILES (sizeof(profiles) / sizeof(profiles[0]))
