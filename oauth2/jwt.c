@@ -25,7 +25,8 @@ size_t jwt_b64url(const unsigned char *in, size_t len, char *out)
 	return n;
 }
 
-int jwt_thumbprints(X509 *cert, char x5t[28], char x5t_s256[44])
+int jwt_thumbprints(X509 *cert, char x5t[JWT_X5T_SIZE],
+		    char x5t_s256[JWT_X5T_S256_SIZE])
 {
 	unsigned char *der = NULL;
 	unsigned char sha1[SHA_DIGEST_LENGTH], sha256[SHA256_DIGEST_LENGTH];
@@ -36,8 +37,12 @@ int jwt_thumbprints(X509 *cert, char x5t[28], char x5t_s256[44])
 	SHA1(der, (size_t)len, sha1);
 	SHA256(der, (size_t)len, sha256);
 	OPENSSL_free(der);
-	jwt_b64url(sha1, sizeof(sha1), x5t);		/* 27 + NUL */
-	jwt_b64url(sha256, sizeof(sha256), x5t_s256);	/* 43 + NUL */
+	_Static_assert(BASE64_ENCODED_LEN(SHA_DIGEST_LENGTH) < JWT_X5T_SIZE,
+		       "x5t room");
+	_Static_assert(BASE64_ENCODED_LEN(SHA256_DIGEST_LENGTH) <
+		       JWT_X5T_S256_SIZE, "x5t#S256 room");
+	jwt_b64url(sha1, sizeof(sha1), x5t);
+	jwt_b64url(sha256, sizeof(sha256), x5t_s256);
 	return 0;
 }
 

@@ -15,10 +15,15 @@
  * BASE64_ENCODED_LEN(len) + 1 octets. Returns the length. */
 size_t jwt_b64url(const unsigned char *in, size_t len, char *out);
 
+/* Room for the base64url thumbprints: the encoder writes the padded
+ * form (BASE64_ENCODED_LEN + NUL) before the padding is cut. */
+#define JWT_X5T_SIZE 29		/* SHA-1: 20 octets */
+#define JWT_X5T_S256_SIZE 45	/* SHA-256: 32 octets */
+
 /* The x5t (SHA-1) and x5t#S256 (SHA-256) thumbprints of cert's DER
- * encoding (RFC 7515 §4.1.7, §4.1.8), base64url; 28 and 44 octets
- * suffice. Returns 0, or -1. */
-int jwt_thumbprints(X509 *cert, char x5t[28], char x5t_s256[44]);
+ * encoding (RFC 7515 §4.1.7, §4.1.8), base64url. Returns 0, or -1. */
+int jwt_thumbprints(X509 *cert, char x5t[JWT_X5T_SIZE],
+		    char x5t_s256[JWT_X5T_S256_SIZE]);
 
 /* header.claims.signature from the two JSON texts, signed with key (RSA,
  * PKCS #1 v1.5 with SHA-256). Returns a malloc'd string, or NULL with

@@ -188,7 +188,7 @@ static char *client_assertion(struct fetch *f)
 	size_t len;
 	char *pem = read_file(cfg->oauth2_client_certificate,
 			      "oauth2_client_certificate", &len);
-	char x5t[28], x5t_s256[44], jti[40];
+	char x5t[JWT_X5T_SIZE], x5t_s256[JWT_X5T_S256_SIZE], jti[40];
 	BIO *bio = BIO_new_mem_buf(pem, (int)len);
 	X509 *cert = bio != NULL ? PEM_read_bio_X509(bio, NULL, NULL, NULL) :
 		     NULL;
@@ -400,18 +400,20 @@ static void post(struct fetch *f, CURL *curl, struct token_reply *r)
 	free_secret(f->form, f->form_len + 1);
 	f->form = NULL;
 	curl_slist_free_all(headers);
+	memset(r, 0, sizeof(*r));
 	if (b.too_large) {
-		free(b.buf);
-		out(TOKEN_TEMPFAIL, "token endpoint response larger than %d "
-		    "octets", TOKEN_RESPONSE_MAX);
+		r->result = TOKEN_TEMPFAIL;
+		snprintf(r->reason, sizeof(r->reason), "token endpoint response "
+			 "larger than %d octets", TOKEN_RESPONSE_MAX);
+	} else if (rc != CURLE_OK) {
+		r->result = TOKEN_TEMPFAIL;
+		snprintf(r->reason, sizeof(r->reason), "token endpoint "
+			 "unreachable: %s%s%s", curl_easy_strerror(rc),
+			 errbuf[0] ? ": " : "", errbuf);
+	} else {
+		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+		token_reply_parse(status, b.buf, b.len, r);
 	}
-	if (rc != CURLE_OK) {
-		free(b.buf);
-		out(TOKEN_TEMPFAIL, "token endpoint unreachable: %s%s%s",
-		    curl_easy_strerror(rc), errbuf[0] ? ": " : "", errbuf);
-	}
-	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-	token_reply_parse(status, b.buf, b.len, r);
 	free_secret(b.buf, TOKEN_RESPONSE_MAX + 1);
 }
 
@@ -507,8 +509,14 @@ int main(int argc, char **argv)
 	curl_global_cleanup();
 	free(url);
 	config_free(&cfg);
-	if (r->result != TOKEN_OK)
-		out(r->result, "%s", r->reason);
+	if (r->result != TOKEN_OK) {
+		char reason[TOKEN_REASON_MAX + 1];
+
+		memcpy(reason, r->reason, sizeof(reason));
+		c = r->result;
+		free_secret(r, sizeof(*r));
+		out(c, "%s", reason);
+	}
 	printf("OK %ld %s\n", r->expires_in, r->token);
 	free_secret(r, sizeof(*r));
 	return fflush(stdout) == 0 ? 0 : EXIT_TEMPFAIL;
