@@ -167,6 +167,7 @@ struct config {
 	char *relay_profile;
 	unsigned relay_filled;		/* RELAY_FILLED_* */
 	enum relay_auth_mech relay_auth_mech;	/* default auto */
+	char *token_program;	/* authrelay-token, run by the supervisor */
 	/* auth_user = @sender: each user authenticates upstream as their
 	 * own address (relay_auth_user is then NULL). */
 	bool relay_auth_sender;

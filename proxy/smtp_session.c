@@ -721,8 +721,15 @@ static void on_relay_event(struct relay *r, enum relay_event ev,
 		if (p != P_RCPT)
 			transaction_reset(s);
 		s->state = S_CMD;
-		/* SPEC: a smarthost that cannot be reached is 451 4.4.1. */
-		reply(s, "451 4.4.1 Smarthost unavailable, try again later");
+		/* SPEC: a smarthost that cannot be reached is 451 4.4.1; no
+		 * OAuth2 token for it (relay.c says 4.7.0) is a security
+		 * failure of ours, temporary too (RFC 3463 §3.8). */
+		if (strcmp(rep->enhanced, "4.7.0") == 0)
+			reply(s, "451 4.7.0 Smarthost authentication "
+			      "unavailable, try again later");
+		else
+			reply(s, "451 4.4.1 Smarthost unavailable, try again "
+			      "later");
 		break;
 	case RELAY_EV_REPLY:
 		s->pending = P_NONE;
