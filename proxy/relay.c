@@ -23,6 +23,7 @@
 #include "relay.h"
 #include "relay_token.h"
 #include "server.h"
+#include "smtp_reply.h"
 #include "tls.h"
 #include "xalloc.h"
 
@@ -232,11 +233,6 @@ enum relay_state {
 	R_DEAD,
 };
 
-struct caps {
-	bool size, eightbitmime, dsn, smtputf8, starttls, xclient;
-	bool auth_plain, auth_login, auth_xoauth2, auth_oauthbearer;
-};
-
 struct relay {
 	sd_event *event;
 	struct settings *st;
@@ -254,14 +250,13 @@ struct relay {
 	struct conn *conn;
 	enum relay_state state;
 	bool setting_up;		/* before READY: failures try the next */
-	struct caps caps;
+	struct smtp_ehlo_caps caps;
 	bool authenticated;		/* our AUTH at the smarthost succeeded */
 	bool xclient_done;
 	bool data_full;
 
-	int reply_code;
-	unsigned reply_lines;
-	struct relay_reply reply;
+	struct smtp_reply parse;	/* the reply being read */
+	struct relay_reply reply;	/* the last whole reply */
 	char fail_reason[RELAY_TEXT_MAX + 1];
 	const char *fail_enh;		/* NULL: 4.4.1 */
 	char oauth_error[120];		/* the error challenge, for the log */
@@ -369,7 +364,7 @@ static void relay_fail(struct relay *r, const char *fmt, ...)
 static void sent(struct relay *r, enum relay_state next, uint64_t timeout)
 {
 	r->state = next;
-	r->reply_lines = 0;
+	smtp_reply_reset(&r->parse);
 	conn_set_deadline(r->conn, timeout);
 }
 
@@ -700,47 +695,6 @@ static void send_ehlo(struct relay *r)
 		  r->cfg->hostname);
 }
 
-/* One EHLO keyword line (RFC 5321 §4.1.1.1). */
-static void parse_capability(struct relay *r, const char *text)
-{
-	char word[32];
-	size_t n = strcspn(text, " ");
-
-	if (n == 0 || n >= sizeof(word))
-		return;
-	memcpy(word, text, n);
-	word[n] = '\0';
-	if (strcasecmp(word, "SIZE") == 0)
-		r->caps.size = true;
-	else if (strcasecmp(word, "8BITMIME") == 0)
-		r->caps.eightbitmime = true;
-	else if (strcasecmp(word, "DSN") == 0)
-		r->caps.dsn = true;
-	else if (strcasecmp(word, "SMTPUTF8") == 0)
-		r->caps.smtputf8 = true;
-	else if (strcasecmp(word, "STARTTLS") == 0)
-		r->caps.starttls = true;
-	else if (strcasecmp(word, "XCLIENT") == 0)
-		r->caps.xclient = true;
-	else if (strcasecmp(word, "AUTH") == 0) {
-		for (const char *p = text + n; *p != '\0';) {
-			size_t m;
-
-			p += strspn(p, " ");
-			m = strcspn(p, " ");
-			if (m == 5 && strncasecmp(p, "PLAIN", 5) == 0)
-				r->caps.auth_plain = true;
-			if (m == 5 && strncasecmp(p, "LOGIN", 5) == 0)
-				r->caps.auth_login = true;
-			if (m == 7 && strncasecmp(p, "XOAUTH2", 7) == 0)
-				r->caps.auth_xoauth2 = true;
-			if (m == 11 && strncasecmp(p, "OAUTHBEARER", 11) == 0)
-				r->caps.auth_oauthbearer = true;
-			p += m;
-		}
-	}
-}
-
 /* A complete reply arrived in state r->state. */
 static void on_reply(struct relay *r)
 {
@@ -823,85 +777,30 @@ static void on_reply(struct relay *r)
 	}
 }
 
-static bool is_digit(char c)
-{
-	return c >= '0' && c <= '9';
-}
-
-/* "X.Y.Z " with X the class of code (RFC 3463 §2); returns its length
- * with the space, 0 if text does not start with one. */
-static size_t enhanced_len(const char *text, int code)
-{
-	const char *p = text;
-
-	if (*p != '0' + code / 100 || p[1] != '.')
-		return 0;
-	p += 2;
-	for (int part = 0; part < 2; part++) {
-		size_t n = 0;
-
-		while (is_digit(p[n]) && n < 4)
-			n++;
-		if (n == 0 || n > 3)
-			return 0;
-		p += n;
-		if (part == 0) {
-			if (*p != '.')
-				return 0;
-			p++;
-		}
-	}
-	if (*p != ' ' && *p != '\0')
-		return 0;
-	return (size_t)(p - text) + (*p == ' ');
-}
-
 /* One reply line; 1 when the reply is complete, 0 for more, -1 bad. */
 static int reply_line(struct relay *r, const char *line, size_t len)
 {
 	const char *text;
-	int code;
-	char sep;
+	enum smtp_reply_status st = smtp_reply_line(&r->parse, line, len,
+						    &text);
 
-	if (len < 3 || !is_digit(line[0]) || !is_digit(line[1]) ||
-	    !is_digit(line[2]))
+	if (st == SMTP_REPLY_BAD)
 		return -1;
-	code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
-	if (code < 200 || code > 599)
-		return -1;
-	sep = len > 3 ? line[3] : ' ';
-	if (sep != ' ' && sep != '-')
-		return -1;
-	if (r->reply_lines == 0) {
-		r->reply_code = code;
-	} else if (code != r->reply_code) {
-		return -1;
-	}
-	if (++r->reply_lines > RELAY_REPLY_LINES)
-		return -1;
-	text = len > 4 ? line + 4 : "";
-	if (r->reply_lines == 1) {
-		size_t e = enhanced_len(text, code), o = 0;
-
-		r->reply.code = code;
-		if (e > 0) {
-			snprintf(r->reply.enhanced, sizeof(r->reply.enhanced),
-				 "%.*s", (int)(e - (text[e - 1] == ' ')), text);
-			text += e;
-		} else {
-			snprintf(r->reply.enhanced, sizeof(r->reply.enhanced),
-				 "%d.0.0", code / 100);
-		}
-		/* Only printable ASCII reaches the client or the log. */
-		for (; *text != '\0' && o < RELAY_TEXT_MAX; text++)
-			r->reply.text[o++] = (*text >= ' ' && *text <= '~') ?
-					     *text : '?';
-		r->reply.text[o] = '\0';
-	} else if (r->state == R_EHLO) {
-		parse_capability(r, text);
-	}
-	return sep == ' ' ? 1 : 0;
+	if (r->parse.lines > 1 && r->state == R_EHLO)
+		smtp_ehlo_keyword(text, &r->caps);
+	if (st == SMTP_REPLY_MORE)
+		return 0;
+	r->reply.code = r->parse.code;
+	memcpy(r->reply.enhanced, r->parse.enhanced, sizeof(r->reply.enhanced));
+	memcpy(r->reply.text, r->parse.text, sizeof(r->reply.text));
+	return 1;
 }
+
+_Static_assert(sizeof(((struct relay_reply *)0)->text) ==
+	       sizeof(((struct smtp_reply *)0)->text) &&
+	       sizeof(((struct relay_reply *)0)->enhanced) ==
+	       sizeof(((struct smtp_reply *)0)->enhanced),
+	       "relay_reply and smtp_reply hold the same text");
 
 static void on_input(struct relay *r)
 {
@@ -965,7 +864,7 @@ static void on_conn_event(struct conn *c, enum conn_event ev, void *ctx)
 		if (r->cfg->relay_tls == RELAY_TLS_TLS) {
 			/* Implicit TLS (RFC 8314): the greeting comes now. */
 			r->state = R_GREETING;
-			r->reply_lines = 0;
+			smtp_reply_reset(&r->parse);
 			conn_set_deadline(r->conn, r->cfg->command_timeout_usec);
 		} else {
 			/* RFC 3207 §4.2: start over with EHLO. */
@@ -1025,7 +924,7 @@ static void connected(struct relay *r)
 		conn_set_deadline(r->conn, r->cfg->relay_connect_timeout_usec);
 	} else {
 		r->state = R_GREETING;
-		r->reply_lines = 0;
+		smtp_reply_reset(&r->parse);
 		conn_set_deadline(r->conn, r->cfg->command_timeout_usec);
 	}
 }

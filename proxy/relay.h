@@ -20,9 +20,11 @@
 
 #include "config.h"
 #include "smtp_cmd.h"
+#include "smtp_reply.h"
 
-#define RELAY_REPLY_LINES 100
-#define RELAY_TEXT_MAX 400
+/* The reply parser's limits (smtp_reply.h). */
+#define RELAY_REPLY_LINES SMTP_REPLY_LINES
+#define RELAY_TEXT_MAX SMTP_REPLY_TEXT_MAX
 
 struct relay;
 struct settings;

@@ -1177,7 +1177,7 @@ static void data_process(struct smtp_session *s)
 				reply(s, "552 5.3.4 Message size exceeds fixed limit");
 			else
 				reply(s, "550 5.5.2 Message contains bare CR or LF "
-				      "(RFC 5321 §2.3.8)");
+				      "(RFC 5321 section 2.3.8)");
 			return;
 		}
 		if (check_header(s)) {
