@@ -55,11 +55,6 @@ enum relay_state {
 	R_DEAD,
 };
 
-struct caps {
-	bool size, eightbitmime, dsn, smtputf8, starttls, xclient;
-	bool auth_plain, auth_login;
-};
-
 struct relay {
 	sd_event *event;
 	struct settings *st;
@@ -77,14 +72,11 @@ struct relay {
 	struct conn *conn;
 	enum relay_state state;
 	bool setting_up;		/* before READY: failures try the next */
-	struct caps caps;
 	bool authenticated;		/* our AUTH at the smarthost succeeded */
 	bool xclient_done;
 	bool data_full;
 
-	int reply_code;
-	unsigned reply_lines;
-	struct relay_reply reply;
+	struct relay_reply_reader rd;	/* the reply being read */
 	char fail_reason[RELAY_TEXT_MAX + 1];
 };
 
@@ -215,7 +207,7 @@ static void send_line(struct relay *r, enum relay_state next,
 	conn_write(r->conn, strbuf_str(&sb), strbuf_len(&sb));
 	explicit_bzero(buf, sizeof(buf));
 	r->state = next;
-	r->reply_lines = 0;
+	relay_reply_begin(&r->rd);
 	conn_set_deadline(r->conn, timeout);
 }
 
@@ -304,7 +296,7 @@ static void after_ehlo(struct relay *r)
 	const struct config *cfg = r->cfg;
 
 	if (cfg->relay_tls == RELAY_TLS_STARTTLS && !conn_is_tls(r->conn)) {
-		if (!r->caps.starttls) {
+		if (!r->rd.caps.starttls) {
 			/* Never a silent downgrade to plaintext. */
 			relay_fail(r, "STARTTLS not offered");
 			return;
@@ -313,16 +305,16 @@ static void after_ehlo(struct relay *r)
 		return;
 	}
 	if (cfg->relay_auth_user != NULL && !r->authenticated) {
-		if (r->caps.auth_plain)
+		if (r->rd.caps.auth_plain)
 			send_auth_plain(r);
-		else if (r->caps.auth_login)
+		else if (r->rd.caps.auth_login)
 			send_line(r, R_AUTH_LOGIN_USER,
 				  cfg->command_timeout_usec, "AUTH LOGIN");
 		else
 			relay_fail(r, "no AUTH PLAIN or LOGIN offered");
 		return;
 	}
-	if (cfg->xclient && r->caps.xclient && !r->xclient_done) {
+	if (cfg->xclient && r->rd.caps.xclient && !r->xclient_done) {
 		char line[3 * AUTH_USER_MAX + 300];
 		struct strbuf sb;
 
@@ -352,65 +344,28 @@ static void after_ehlo(struct relay *r)
 
 static void send_ehlo(struct relay *r)
 {
-	memset(&r->caps, 0, sizeof(r->caps));
+	memset(&r->rd.caps, 0, sizeof(r->rd.caps));
 	send_line(r, R_EHLO, r->cfg->command_timeout_usec, "EHLO %s",
 		  r->cfg->hostname);
-}
-
-/* One EHLO keyword line (RFC 5321 §4.1.1.1). */
-static void parse_capability(struct relay *r, const char *text)
-{
-	char word[32];
-	size_t n = strcspn(text, " ");
-
-	if (n == 0 || n >= sizeof(word))
-		return;
-	memcpy(word, text, n);
-	word[n] = '\0';
-	if (strcasecmp(word, "SIZE") == 0)
-		r->caps.size = true;
-	else if (strcasecmp(word, "8BITMIME") == 0)
-		r->caps.eightbitmime = true;
-	else if (strcasecmp(word, "DSN") == 0)
-		r->caps.dsn = true;
-	else if (strcasecmp(word, "SMTPUTF8") == 0)
-		r->caps.smtputf8 = true;
-	else if (strcasecmp(word, "STARTTLS") == 0)
-		r->caps.starttls = true;
-	else if (strcasecmp(word, "XCLIENT") == 0)
-		r->caps.xclient = true;
-	else if (strcasecmp(word, "AUTH") == 0) {
-		for (const char *p = text + n; *p != '\0';) {
-			size_t m;
-
-			p += strspn(p, " ");
-			m = strcspn(p, " ");
-			if (m == 5 && strncasecmp(p, "PLAIN", 5) == 0)
-				r->caps.auth_plain = true;
-			if (m == 5 && strncasecmp(p, "LOGIN", 5) == 0)
-				r->caps.auth_login = true;
-			p += m;
-		}
-	}
 }
 
 /* A complete reply arrived in state r->state. */
 static void on_reply(struct relay *r)
 {
 	const struct config *cfg = r->cfg;
-	int code = r->reply.code;
+	int code = r->rd.reply.code;
 
 	switch (r->state) {
 	case R_GREETING:
 		if (code != 220) {
-			relay_fail(r, "greeting %d %s", code, r->reply.text);
+			relay_fail(r, "greeting %d %s", code, r->rd.reply.text);
 			return;
 		}
 		send_ehlo(r);
 		return;
 	case R_EHLO:
 		if (code != 250) {
-			relay_fail(r, "EHLO refused: %d %s", code, r->reply.text);
+			relay_fail(r, "EHLO refused: %d %s", code, r->rd.reply.text);
 			return;
 		}
 		after_ehlo(r);
@@ -418,7 +373,7 @@ static void on_reply(struct relay *r)
 	case R_STARTTLS:
 		if (code != 220) {
 			relay_fail(r, "STARTTLS refused: %d %s", code,
-				   r->reply.text);
+				   r->rd.reply.text);
 			return;
 		}
 		r->state = R_HANDSHAKE;
@@ -430,7 +385,7 @@ static void on_reply(struct relay *r)
 	case R_AUTH_LOGIN_PASS:
 		if (code != 334) {
 			relay_fail(r, "AUTH LOGIN refused: %d %s", code,
-				   r->reply.text);
+				   r->rd.reply.text);
 			return;
 		}
 		send_login_secret(r, r->state == R_AUTH_LOGIN_PASS);
@@ -438,7 +393,7 @@ static void on_reply(struct relay *r)
 	case R_AUTH:
 		if (code != 235) {
 			relay_fail(r, "our credential was refused: %d %s", code,
-				   r->reply.text);
+				   r->rd.reply.text);
 			return;
 		}
 		r->authenticated = true;
@@ -449,7 +404,7 @@ static void on_reply(struct relay *r)
 			/* Not authorized for XCLIENT: go on without it. */
 			log_warn("session=%s smarthost %s refused XCLIENT: %d %s",
 				 r->session_id, relay_host(r), code,
-				 r->reply.text);
+				 r->rd.reply.text);
 			after_ehlo(r);
 			return;
 		}
@@ -463,93 +418,13 @@ static void on_reply(struct relay *r)
 	case R_DOT:
 		r->state = (r->state == R_CMD && code == 354) ? R_DATA : R_READY;
 		conn_set_deadline(r->conn, 0);
-		relay_report(r, RELAY_EV_REPLY, &r->reply);
+		relay_report(r, RELAY_EV_REPLY, &r->rd.reply);
 		return;
 	default:
 		/* A reply nobody asked for (CVE-2020-8794 class). */
 		relay_fail(r, "unexpected reply %d", code);
 		return;
 	}
-}
-
-static bool is_digit(char c)
-{
-	return c >= '0' && c <= '9';
-}
-
-/* "X.Y.Z " with X the class of code (RFC 3463 §2); returns its length
- * with the space, 0 if text does not start with one. */
-static size_t enhanced_len(const char *text, int code)
-{
-	const char *p = text;
-
-	if (*p != '0' + code / 100 || p[1] != '.')
-		return 0;
-	p += 2;
-	for (int part = 0; part < 2; part++) {
-		size_t n = 0;
-
-		while (is_digit(p[n]) && n < 4)
-			n++;
-		if (n == 0 || n > 3)
-			return 0;
-		p += n;
-		if (part == 0) {
-			if (*p != '.')
-				return 0;
-			p++;
-		}
-	}
-	if (*p != ' ' && *p != '\0')
-		return 0;
-	return (size_t)(p - text) + (*p == ' ');
-}
-
-/* One reply line; 1 when the reply is complete, 0 for more, -1 bad. */
-static int reply_line(struct relay *r, const char *line, size_t len)
-{
-	const char *text;
-	int code;
-	char sep;
-
-	if (len < 3 || !is_digit(line[0]) || !is_digit(line[1]) ||
-	    !is_digit(line[2]))
-		return -1;
-	code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
-	if (code < 200 || code > 599)
-		return -1;
-	sep = len > 3 ? line[3] : ' ';
-	if (sep != ' ' && sep != '-')
-		return -1;
-	if (r->reply_lines == 0) {
-		r->reply_code = code;
-	} else if (code != r->reply_code) {
-		return -1;
-	}
-	if (++r->reply_lines > RELAY_REPLY_LINES)
-		return -1;
-	text = len > 4 ? line + 4 : "";
-	if (r->reply_lines == 1) {
-		size_t e = enhanced_len(text, code), o = 0;
-
-		r->reply.code = code;
-		if (e > 0) {
-			snprintf(r->reply.enhanced, sizeof(r->reply.enhanced),
-				 "%.*s", (int)(e - (text[e - 1] == ' ')), text);
-			text += e;
-		} else {
-			snprintf(r->reply.enhanced, sizeof(r->reply.enhanced),
-				 "%d.0.0", code / 100);
-		}
-		/* Only printable ASCII reaches the client or the log. */
-		for (; *text != '\0' && o < RELAY_TEXT_MAX; text++)
-			r->reply.text[o++] = (*text >= ' ' && *text <= '~') ?
-					     *text : '?';
-		r->reply.text[o] = '\0';
-	} else if (r->state == R_EHLO) {
-		parse_capability(r, text);
-	}
-	return sep == ' ' ? 1 : 0;
 }
 
 static void on_input(struct relay *r)
@@ -578,7 +453,7 @@ static void on_input(struct relay *r)
 			relay_fail(r, "reply without a command");
 			return;
 		}
-		done = reply_line(r, line, len);
+		done = relay_reply_line(&r->rd, line, len, r->state == R_EHLO);
 		if (done < 0) {
 			relay_fail(r, "malformed reply");
 			return;
@@ -614,7 +489,7 @@ static void on_conn_event(struct conn *c, enum conn_event ev, void *ctx)
 		if (r->cfg->relay_tls == RELAY_TLS_TLS) {
 			/* Implicit TLS (RFC 8314): the greeting comes now. */
 			r->state = R_GREETING;
-			r->reply_lines = 0;
+			relay_reply_begin(&r->rd);
 			conn_set_deadline(r->conn, r->cfg->command_timeout_usec);
 		} else {
 			/* RFC 3207 §4.2: start over with EHLO. */
@@ -677,7 +552,7 @@ static void connected(struct relay *r)
 		conn_set_deadline(r->conn, r->cfg->relay_connect_timeout_usec);
 	} else {
 		r->state = R_GREETING;
-		r->reply_lines = 0;
+		relay_reply_begin(&r->rd);
 		conn_set_deadline(r->conn, r->cfg->command_timeout_usec);
 	}
 }
@@ -893,23 +768,23 @@ int relay_mail(struct relay *r, const struct smtp_mail_args *m,
 	char params[1200];
 	struct strbuf sb;
 
-	if (m->smtputf8 && !r->caps.smtputf8) {
+	if (m->smtputf8 && !r->rd.caps.smtputf8) {
 		reply_set(rep, 553, "5.6.7",
 			  "The smarthost does not support SMTPUTF8");
 		return -1;
 	}
 	strbuf_init(&sb, params, sizeof(params));
-	if (m->has_size && r->caps.size)
+	if (m->has_size && r->rd.caps.size)
 		strbuf_printf(&sb, " SIZE=%llu", (unsigned long long)m->size);
-	if (m->body == SMTP_BODY_8BITMIME && r->caps.eightbitmime)
+	if (m->body == SMTP_BODY_8BITMIME && r->rd.caps.eightbitmime)
 		strbuf_add(&sb, " BODY=8BITMIME");
-	else if (m->body == SMTP_BODY_7BIT && r->caps.eightbitmime)
+	else if (m->body == SMTP_BODY_7BIT && r->rd.caps.eightbitmime)
 		strbuf_add(&sb, " BODY=7BIT");
 	if (m->smtputf8)
 		strbuf_add(&sb, " SMTPUTF8");
-	if (r->caps.dsn && m->ret[0] != '\0')
+	if (r->rd.caps.dsn && m->ret[0] != '\0')
 		strbuf_printf(&sb, " RET=%s", m->ret);
-	if (r->caps.dsn && m->envid[0] != '\0')
+	if (r->rd.caps.dsn && m->envid[0] != '\0')
 		strbuf_printf(&sb, " ENVID=%s", m->envid);
 	if (r->authenticated) {
 		/* RFC 4954 §5: who submitted it, never the client's claim. */
@@ -931,9 +806,9 @@ void relay_rcpt(struct relay *r, const struct smtp_rcpt_args *rc)
 	struct strbuf sb;
 
 	strbuf_init(&sb, params, sizeof(params));
-	if (r->caps.dsn && rc->notify[0] != '\0')
+	if (r->rd.caps.dsn && rc->notify[0] != '\0')
 		strbuf_printf(&sb, " NOTIFY=%s", rc->notify);
-	if (r->caps.dsn && rc->orcpt[0] != '\0')
+	if (r->rd.caps.dsn && rc->orcpt[0] != '\0')
 		strbuf_printf(&sb, " ORCPT=%s", rc->orcpt);
 	send_line(r, R_CMD, r->cfg->command_timeout_usec, "RCPT TO:<%s>%s",
 		  rc->path, params);

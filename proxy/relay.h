@@ -19,20 +19,12 @@
 #include <systemd/sd-event.h>
 
 #include "config.h"
+#include "relay_reply.h"
 #include "relay_targets.h"
 #include "smtp_cmd.h"
 
-#define RELAY_REPLY_LINES 100
-#define RELAY_TEXT_MAX 400
-
 struct relay;
 struct settings;
-
-struct relay_reply {
-	int code;			/* 200..599 */
-	char enhanced[16];		/* "2.1.5"; synthesized if absent */
-	char text[RELAY_TEXT_MAX + 1];	/* first line, printable ASCII */
-};
 
 enum relay_event {
 	RELAY_EV_READY,		/* connected, TLS and AUTH done */

@@ -1,0 +1,129 @@
+#include "autoconf.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "relay_reply.h"
+
+void relay_reply_begin(struct relay_reply_reader *r)
+{
+	r->lines = 0;
+}
+
+/* One EHLO keyword line (RFC 5321 §4.1.1.1). */
+void relay_caps_parse(struct relay_caps *caps, const char *text)
+{
+	char word[32];
+	size_t n = strcspn(text, " ");
+
+	if (n == 0 || n >= sizeof(word))
+		return;
+	memcpy(word, text, n);
+	word[n] = '\0';
+	if (strcasecmp(word, "SIZE") == 0)
+		caps->size = true;
+	else if (strcasecmp(word, "8BITMIME") == 0)
+		caps->eightbitmime = true;
+	else if (strcasecmp(word, "DSN") == 0)
+		caps->dsn = true;
+	else if (strcasecmp(word, "SMTPUTF8") == 0)
+		caps->smtputf8 = true;
+	else if (strcasecmp(word, "STARTTLS") == 0)
+		caps->starttls = true;
+	else if (strcasecmp(word, "XCLIENT") == 0)
+		caps->xclient = true;
+	else if (strcasecmp(word, "AUTH") == 0) {
+		for (const char *p = text + n; *p != '\0';) {
+			size_t m;
+
+			p += strspn(p, " ");
+			m = strcspn(p, " ");
+			if (m == 5 && strncasecmp(p, "PLAIN", 5) == 0)
+				caps->auth_plain = true;
+			if (m == 5 && strncasecmp(p, "LOGIN", 5) == 0)
+				caps->auth_login = true;
+			p += m;
+		}
+	}
+}
+
+static bool is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/* "X.Y.Z " with X the class of code (RFC 3463 §2); returns its length
+ * with the space, 0 if text does not start with one. */
+static size_t enhanced_len(const char *text, int code)
+{
+	const char *p = text;
+
+	if (*p != '0' + code / 100 || p[1] != '.')
+		return 0;
+	p += 2;
+	for (int part = 0; part < 2; part++) {
+		size_t n = 0;
+
+		while (is_digit(p[n]) && n < 4)
+			n++;
+		if (n == 0 || n > 3)
+			return 0;
+		p += n;
+		if (part == 0) {
+			if (*p != '.')
+				return 0;
+			p++;
+		}
+	}
+	if (*p != ' ' && *p != '\0')
+		return 0;
+	return (size_t)(p - text) + (*p == ' ');
+}
+
+int relay_reply_line(struct relay_reply_reader *r, const char *line,
+		     size_t len, bool ehlo)
+{
+	const char *text;
+	int code;
+	char sep;
+
+	if (len < 3 || !is_digit(line[0]) || !is_digit(line[1]) ||
+	    !is_digit(line[2]))
+		return -1;
+	code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+	if (code < 200 || code > 599)
+		return -1;
+	sep = len > 3 ? line[3] : ' ';
+	if (sep != ' ' && sep != '-')
+		return -1;
+	if (r->lines == 0) {
+		r->code = code;
+	} else if (code != r->code) {
+		return -1;
+	}
+	if (++r->lines > RELAY_REPLY_LINES)
+		return -1;
+	text = len > 4 ? line + 4 : "";
+	if (r->lines == 1) {
+		size_t e = enhanced_len(text, code), o = 0;
+
+		r->reply.code = code;
+		if (e > 0) {
+			snprintf(r->reply.enhanced, sizeof(r->reply.enhanced),
+				 "%.*s", (int)(e - (text[e - 1] == ' ')), text);
+			text += e;
+		} else {
+			snprintf(r->reply.enhanced, sizeof(r->reply.enhanced),
+				 "%d.0.0", code / 100);
+		}
+		/* Only printable ASCII reaches the client or the log. */
+		for (; *text != '\0' && o < RELAY_TEXT_MAX; text++)
+			r->reply.text[o++] = (*text >= ' ' && *text <= '~') ?
+					     *text : '?';
+		r->reply.text[o] = '\0';
+	} else if (ehlo) {
+		relay_caps_parse(&r->caps, text);
+	}
+	return sep == ' ' ? 1 : 0;
+}
