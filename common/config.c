@@ -349,6 +349,20 @@ static const char *check_pam_service(const char *s)
 		"a PAM service name, not a path (/etc/pam.d/NAME)";
 }
 
+static const char *check_user_name(const char *s)
+{
+	/* What useradd and systemd-sysusers accept, roughly. */
+	if (strlen(s) > 32 || s[0] == '-' || strcmp(s, "root") == 0)
+		return "not a system user name for the network process "
+		       "(not root)";
+	for (const char *c = s; *c != '\0'; c++)
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+		      (*c >= '0' && *c <= '9') || *c == '_' || *c == '-' ||
+		      *c == '.'))
+			return "not a user name";
+	return NULL;
+}
+
 static const char *check_has_login(const char *s)
 {
 	/* Without %u every login would find the same entry. */
@@ -954,6 +968,7 @@ static const struct key_def keys[] = {
 	DUR("server", "shutdown_timeout", shutdown_timeout_usec, 0, HOUR),
 	BOOL("server", "proxy_protocol", proxy_protocol),
 	UINT("server", "threads", threads, 0, 256),
+	STR("server", "user", run_user, 0, check_user_name),
 
 	FUNC("tls", "cert", set_tls_cert, KEY_REPEATABLE),
 	FUNC("tls", "key", set_tls_key, KEY_REPEATABLE),
@@ -1233,6 +1248,7 @@ static void set_defaults(struct config *c)
 	c->shutdown_timeout_usec = 30 * SECOND;
 	c->proxy_protocol = false;
 	c->threads = 0;
+	c->run_user = xstrdup("authrelay");
 
 	c->tls_min_version = 0x0303;
 	c->handshake_timeout_usec = 30 * SECOND;
@@ -1426,7 +1442,8 @@ static FILE *open_config(struct parser *p, int from_fd)
 	return f;
 }
 
-static struct config *load(const char *path, int fd, bool check_files_too,
+static struct config *load(const char *path, int fd, const void *text,
+			   size_t text_len, bool check_files_too,
 			   struct config_errors *errs)
 {
 	struct config_errors local = { NULL, 0 };
@@ -1444,6 +1461,10 @@ static struct config *load(const char *path, int fd, bool check_files_too,
 	if (path == NULL) {
 		perr(&p, 0, "cannot open: no path given");
 		f = NULL;
+	} else if (text != NULL) {
+		f = fmemopen((void *)text, text_len, "r");
+		if (f == NULL)
+			perr(&p, 0, "cannot read: %s", strerror(errno));
 	} else {
 		f = open_config(&p, fd);
 	}
@@ -1465,13 +1486,24 @@ static struct config *load(const char *path, int fd, bool check_files_too,
 struct config *config_load(const char *path, bool check_files_too,
 			   struct config_errors *errs)
 {
-	return load(path, -1, check_files_too, errs);
+	return load(path, -1, NULL, 0, check_files_too, errs);
 }
 
 struct config *config_load_fd(const char *path, int fd, bool check_files_too,
 			      struct config_errors *errs)
 {
-	return load(path, fd, check_files_too, errs);
+	return load(path, fd, NULL, 0, check_files_too, errs);
+}
+
+struct config *config_load_mem(const char *path, const void *text,
+			       size_t len, bool check_files_too,
+			       struct config_errors *errs)
+{
+	/* fmemopen() of an empty buffer fails: an empty config is valid. */
+	static const char empty[1] = "";
+
+	return load(path, -1, len > 0 ? text : empty, len, check_files_too,
+		    errs);
 }
 
 void config_free(struct config **config)
@@ -1506,6 +1538,7 @@ void config_free(struct config **config)
 		free(c->group_recipient_rate[i].group);
 	free(c->group_recipient_rate);
 	free(c->worker_path);
+	free(c->run_user);
 	free(c->pam_service);
 	free(c->address_domain);
 	free_words(c->ldap_uri, c->n_ldap_uri);

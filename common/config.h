@@ -85,6 +85,7 @@ struct config {
 	uint64_t shutdown_timeout_usec;	/* default 30s, 0..1h */
 	bool proxy_protocol;		/* default no */
 	unsigned threads;		/* default 0 = one per core, 0..256 */
+	char *run_user;		/* default "authrelay": the network process */
 
 	/* [tls] */
 	struct config_tls_pair *tls;	/* cert/key repeatable, paired by order */
@@ -174,6 +175,10 @@ struct config *config_load(const char *path, bool check_files,
  * file, which its auth workers then read too, so all see the same text. */
 struct config *config_load_fd(const char *path, int fd, bool check_files,
 			      struct config_errors *errs);
+/* The same, from a text in memory (the config entry of a bundle). */
+struct config *config_load_mem(const char *path, const void *text,
+			       size_t len, bool check_files,
+			       struct config_errors *errs);
 void config_free(struct config **config);
 
 void config_errors_add(struct config_errors *errs, const char *fmt, ...)

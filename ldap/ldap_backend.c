@@ -63,6 +63,9 @@ struct ldap_backend {
 	size_t n_targets, n_required;
 	const char **attrs;	/* read from the user's entry */
 	const char *ca_file;	/* cfg->ldap_ca_file or the system's */
+	char *ca_file_override;	/* ldap_backend_set_secrets() */
+	char *bind_secret;	/* ldap_backend_set_secrets(), or NULL */
+	size_t bind_secret_len;
 	struct conn search;	/* service account (or anonymous) */
 	struct conn bind;	/* user binds only */
 	uint64_t *failed_at;	/* per uri: when it last failed, 0 never */
@@ -309,6 +312,9 @@ bool ldap_address_value(const char *attr, const char *val, size_t len,
 
 /* --- the service account's password --- */
 
+static ssize_t finish_secret(const char *path, char *buf, size_t len,
+			     size_t size, char *why, size_t why_size);
+
 /* The content of path without its trailing newline into buf (size >
  * SECRET_MAX). Returns the length, or -1 with why set; buf is wiped on
  * failure. */
@@ -344,6 +350,17 @@ static ssize_t read_secret(const char *path, char *buf, size_t size,
 			 "%d octets", path, SECRET_MAX);
 		goto fail;
 	}
+	return finish_secret(path, buf, len, size, why, why_size);
+fail:
+	explicit_bzero(buf, size);
+	return -1;
+}
+
+/* The secret's text in buf (len octets): without its trailing newline,
+ * checked. Returns the length or -1 (buf wiped). */
+static ssize_t finish_secret(const char *path, char *buf, size_t len,
+			     size_t size, char *why, size_t why_size)
+{
 	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
 		len--;
 	if (len == 0 || memchr(buf, '\0', len) != NULL) {
@@ -673,8 +690,23 @@ static int service_bind(struct ldap_backend *lb, struct conn *c, char *why,
 	ssize_t len;
 	int rc;
 
-	len = read_secret(lb->cfg->ldap_bind_password_file, secret,
-			  sizeof(secret), why, why_size);
+	if (lb->bind_secret != NULL) {
+		/* Handed over by the privileged side (ldap_backend_set_
+		 * secrets): this process may not be able to open the file. */
+		if (lb->bind_secret_len >= sizeof(secret)) {
+			why_set(why, why_size, "bind_password_file %s: longer "
+				 "than %d octets",
+				 lb->cfg->ldap_bind_password_file, SECRET_MAX);
+			return -1;
+		}
+		memcpy(secret, lb->bind_secret, lb->bind_secret_len);
+		len = finish_secret(lb->cfg->ldap_bind_password_file, secret,
+				    lb->bind_secret_len, sizeof(secret), why,
+				    why_size);
+	} else {
+		len = read_secret(lb->cfg->ldap_bind_password_file, secret,
+				  sizeof(secret), why, why_size);
+	}
 	if (len < 0)
 		return -1;
 	cred.bv_val = secret;
@@ -1538,5 +1570,29 @@ void ldap_backend_free(struct ldap_backend **lbp)
 	free(lb->attrs);
 	free(lb->failed_at);
 	free(lb->login_attr);
+	if (lb->bind_secret != NULL)
+		free_secret(lb->bind_secret, lb->bind_secret_len);
+	free(lb->ca_file_override);
 	free(lb);
+}
+
+void ldap_backend_set_secrets(struct ldap_backend *lb,
+			      const void *bind_password, size_t len,
+			      const char *ca_file)
+{
+	if (lb->bind_secret != NULL)
+		free_secret(lb->bind_secret, lb->bind_secret_len);
+	lb->bind_secret = NULL;
+	lb->bind_secret_len = 0;
+	if (bind_password != NULL) {
+		lb->bind_secret = xmalloc(len + 1);
+		memcpy(lb->bind_secret, bind_password, len);
+		lb->bind_secret[len] = '\0';
+		lb->bind_secret_len = len;
+	}
+	if (ca_file != NULL) {
+		free(lb->ca_file_override);
+		lb->ca_file_override = xstrdup(ca_file);
+		lb->ca_file = lb->ca_file_override;
+	}
 }

@@ -65,6 +65,14 @@ struct ldap_backend;
  * libldap cannot bound itself). */
 struct ldap_backend *ldap_backend_new(const struct config *cfg);
 void ldap_backend_free(struct ldap_backend **lb);
+/* Secrets handed over by the privileged side, for a worker that cannot
+ * open the files: the content of bind_password_file (copied; used
+ * instead of reading the file when not NULL) and a path to read the CA
+ * certificates from instead of [ldap] ca_file (e.g. /proc/self/fd/N of a
+ * memfd), when not NULL. */
+void ldap_backend_set_secrets(struct ldap_backend *lb,
+			      const void *bind_password, size_t len,
+			      const char *ca_file);
 
 /* Authenticate req and fill in rep->result and rep->reason, and on OK
  * rep->user (the canonical name) and rep->address. rep->id is the

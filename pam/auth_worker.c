@@ -1,6 +1,10 @@
-/* authrelay-auth: one auth worker. authrelay spawns a pool of them as
- * `authrelay-auth -c CONFIG_FILE`, with fd 3 this worker's end of a
- * SOCK_SEQPACKET socketpair. One request at a time: receive, authenticate
+/* authrelay-auth: one auth worker. authrelay's supervisor spawns them,
+ * when its network process asks, as `authrelay-auth -b 4`: fd 3 is this
+ * worker's end of a SOCK_SEQPACKET socketpair whose other end the network
+ * process holds, fd 4 a bundle (common/bundle.h) with the config text and
+ * the secrets this backend needs; with backend = ldap the worker already
+ * runs as the unprivileged service user. `-c CONFIG_FILE` instead of -b
+ * reads the config from a file (tests, debugging). One request at a time: receive, authenticate
  * (PAM modules block, leak and are not all thread-safe), reply with the
  * same id. Exits 0 after worker_max_requests requests or when the daemon
  * closes its end; exits 1 on anything it does not understand. The daemon
@@ -18,24 +22,28 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include "auth_proto.h"
+#include "bundle.h"
 #include "config.h"
 #include "ldap_backend.h"
 #include "log.h"
 #include "pam_backend.h"
+#include "xalloc.h"
 
 #define WORKER_FD 3
 
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: authrelay-auth -c CONFIG_FILE\n"
-		"The auth worker of authrelay, spawned by the daemon with\n"
-		"fd %d a SOCK_SEQPACKET socket; not meant to be run by hand.\n",
+		"usage: authrelay-auth -c CONFIG_FILE | -b BUNDLE_FD\n"
+		"The auth worker of authrelay, spawned by its supervisor with\n"
+		"fd %d a SOCK_SEQPACKET socket and the config and secrets in\n"
+		"a bundle (-b); not meant to be run by hand.\n",
 		WORKER_FD);
 }
 
@@ -73,6 +81,61 @@ static void check_socket(int fd)
 	/* Helpers that PAM modules exec must not inherit it. */
 	if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
 		fatal("fd %d: FD_CLOEXEC: %s", fd, strerror(errno));
+}
+
+/* A file of the bundle as a memfd this process can name as a path
+ * (/proc/self/fd/N): libldap reads its CA file by path, and an
+ * unprivileged worker may not be able to open the original. NULL when
+ * the bundle does not hold it. */
+static char *bundle_file_path(const struct bundle *b, const char *name)
+{
+	const unsigned char *data;
+	size_t len, off = 0;
+	int fd;
+
+	if (name == NULL || !bundle_get(b, name, &data, &len))
+		return NULL;
+	fd = memfd_create("authrelay-ca", 0);
+	if (fd < 0)
+		fatal("memfd_create: %s", strerror(errno));
+	while (off < len) {
+		ssize_t n = write(fd, data + off, len - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			fatal("memfd write: %s", strerror(errno));
+		off += (size_t)n;
+	}
+	return xasprintf("/proc/self/fd/%d", fd);
+}
+
+/* The config and secrets handed over by the supervisor on fd. */
+static struct config *load_bundle(int fd, struct bundle **bundle_r)
+{
+	struct config_errors errs = { NULL, 0 };
+	const unsigned char *text, *path;
+	size_t text_len, path_len;
+	const char *error;
+	struct bundle *b;
+	struct config *cfg;
+
+	b = bundle_from_fd(fd, &error);
+	if (b == NULL)
+		fatal("fd %d: %s", fd, error);
+	close(fd);
+	if (!bundle_get(b, BUNDLE_CONFIG, &text, &text_len) ||
+	    !bundle_get(b, BUNDLE_CONFIG_PATH, &path, &path_len))
+		fatal("fd %d: the bundle holds no config", fd);
+	cfg = config_load_mem((const char *)path, text, text_len, false,
+			      &errs);
+	for (size_t i = 0; i < errs.n; i++)
+		log_err("%s", errs.msg[i]);
+	config_errors_clear(&errs);
+	if (cfg == NULL)
+		fatal("%s: invalid configuration", (const char *)path);
+	*bundle_r = b;
+	return cfg;
 }
 
 static struct config *load_config(const char *path)
@@ -213,20 +276,30 @@ int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
+		{ "bundle-fd", required_argument, NULL, 'b' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *path = NULL;
+	struct bundle *bundle = NULL;
+	int bundle_fd = -1;
 	struct pam_backend *pb = NULL;
 	struct ldap_backend *lb = NULL;
 	struct config *cfg;
 	int c, ret;
 
 	log_init("authrelay-auth");
-	while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "b:c:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			path = optarg;
+			break;
+		case 'b':
+			bundle_fd = atoi(optarg);
+			if (bundle_fd <= WORKER_FD) {
+				usage(stderr);
+				return 1;
+			}
 			break;
 		case 'h':
 			usage(stdout);
@@ -236,7 +309,7 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
-	if (optind != argc || path == NULL) {
+	if (optind != argc || (path == NULL) == (bundle_fd < 0)) {
 		usage(stderr);
 		return 1;
 	}
@@ -247,15 +320,31 @@ int main(int argc, char **argv)
 		log_warn("PR_SET_DUMPABLE: %s", strerror(errno));
 	reset_signals();
 	check_socket(WORKER_FD);
-	cfg = load_config(path);
+	cfg = bundle_fd >= 0 ? load_bundle(bundle_fd, &bundle) :
+			       load_config(path);
 
 	if (cfg->backend == AUTH_BACKEND_PAM)
 		pb = pam_backend_new(cfg->pam_service, cfg->require_group,
 				     cfg->n_require_group,
 				     cfg->address_domain, cfg->send_as,
 				     cfg->n_send_as, cfg);
-	else if (cfg->backend == AUTH_BACKEND_LDAP)
+	else if (cfg->backend == AUTH_BACKEND_LDAP) {
 		lb = ldap_backend_new(cfg);
+		if (bundle != NULL) {
+			const unsigned char *pw = NULL;
+			size_t pw_len = 0;
+			char *ca = bundle_file_path(bundle, cfg->ldap_ca_file);
+
+			if (cfg->ldap_bind_password_file != NULL &&
+			    !bundle_get(bundle, cfg->ldap_bind_password_file,
+					&pw, &pw_len))
+				fatal("the bundle holds no %s",
+				      cfg->ldap_bind_password_file);
+			ldap_backend_set_secrets(lb, pw, pw_len, ca);
+			free(ca);
+		}
+	}
+	bundle_free(&bundle);
 	ret = serve(WORKER_FD, cfg, pb, lb);
 	ldap_backend_free(&lb);
 	pam_backend_free(&pb);

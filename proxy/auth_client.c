@@ -2,8 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
-#include <spawn.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -11,6 +10,7 @@
 #include <unistd.h>
 
 #include "auth_client.h"
+#include "ctl.h"
 #include "log.h"
 #include "settings.h"
 #include "xalloc.h"
@@ -18,8 +18,6 @@
 /* Lookups waiting for a free worker, per pool; past this they get
  * AUTH_TEMPFAIL at once instead of queueing without bound. */
 #define AUTH_QUEUE_MAX 1024
-
-extern char **environ;
 
 struct auth_worker;
 
@@ -35,7 +33,7 @@ struct auth_lookup {
 
 struct auth_worker {
 	struct auth_pool *pool;
-	pid_t pid;
+	unsigned id;			/* the supervisor's name for it */
 	int fd;
 	sd_event_source *io, *timer;
 	struct auth_lookup *busy;
@@ -101,19 +99,20 @@ static void worker_remove(struct auth_worker *w)
 }
 
 /* The worker is gone or must go: whatever it was doing fails
- * temporarily. SIGCHLD is ignored, so the kernel reaps it. */
+ * temporarily. */
 static void worker_kill(struct auth_worker *w, const char *why)
 {
 	struct auth_lookup *l = w->busy;
 	struct auth_pool *p = w->pool;
 
 	if (l != NULL)
-		log_warn("auth worker %ld: %s; request failed temporarily",
-			 (long)w->pid, why);
+		log_warn("auth worker %u: %s; request failed temporarily",
+			 w->id, why);
 	else
-		log_debug("auth worker %ld: %s", (long)w->pid, why);
-	if (w->pid > 0)
-		(void)kill(w->pid, SIGKILL);
+		log_debug("auth worker %u: %s", w->id, why);
+	/* The supervisor kills it (it may be stuck in a PAM module and
+	 * never see its socket close). */
+	ctl_kill_worker(w->id);
 	w->busy = NULL;
 	worker_remove(w);
 	if (l != NULL)
@@ -124,7 +123,7 @@ static void worker_kill(struct auth_worker *w, const char *why)
 /* A worker we stop using: closing its socket makes it exit. */
 static void worker_retire(struct auth_worker *w)
 {
-	log_debug("auth worker %ld retired after %u requests", (long)w->pid,
+	log_debug("auth worker %u retired after %u requests", w->id,
 		  w->requests);
 	worker_remove(w);
 }
@@ -172,71 +171,42 @@ static int on_worker_timeout(sd_event_source *src, uint64_t usec,
 	return 0;
 }
 
+/* Ids of workers, unique in this process: the supervisor knows them by
+ * these (the network process cannot see or signal their pids). */
+static atomic_uint next_worker_id;
+
+/* A new worker: a socketpair whose other end goes to the supervisor,
+ * which starts authrelay-auth on it (ctl.h). Requests may be sent at once:
+ * they wait in the socket until the worker reads them. A worker that
+ * cannot be started shows as one that died (EOF on the socket). */
 static struct auth_worker *worker_spawn(struct auth_pool *p)
 {
 	struct settings *st = settings_get();
 	const struct config *cfg = st->cfg;
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t attr;
 	struct auth_worker *w;
-	sigset_t none, dfl;
-	char *argv[4], cfg_arg[32];
-	int sv[2], child, r;
-	pid_t pid;
+	unsigned id;
+	int sv[2];
 
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
 		log_err("auth worker socketpair: %s", strerror(errno));
 		settings_put(&st);
 		return NULL;
 	}
-	child = sv[1];
-	if (child <= AUTH_WORKER_CONFIG_FD) {
-		/* dup2() onto itself would keep close-on-exec, and onto the
-		 * other target would clobber it. */
-		child = fcntl(sv[1], F_DUPFD_CLOEXEC, AUTH_WORKER_CONFIG_FD + 1);
-		close(sv[1]);
-		if (child < 0) {
-			close(sv[0]);
-			settings_put(&st);
-			return NULL;
-		}
-	}
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, child, AUTH_WORKER_FD);
-	/* config_fd is above both targets (main.c snapshot_config). */
-	posix_spawn_file_actions_adddup2(&fa, st->config_fd,
-					 AUTH_WORKER_CONFIG_FD);
-	snprintf(cfg_arg, sizeof(cfg_arg), "/dev/fd/%d", AUTH_WORKER_CONFIG_FD);
-	posix_spawnattr_init(&attr);
-	sigemptyset(&none);
-	sigemptyset(&dfl);
-	sigaddset(&dfl, SIGPIPE);
-	sigaddset(&dfl, SIGCHLD);
-	sigaddset(&dfl, SIGHUP);
-	sigaddset(&dfl, SIGTERM);
-	sigaddset(&dfl, SIGINT);
-	posix_spawnattr_setsigmask(&attr, &none);
-	posix_spawnattr_setsigdefault(&attr, &dfl);
-	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK |
-				 POSIX_SPAWN_SETSIGDEF);
-	argv[0] = cfg->worker_path;
-	argv[1] = (char *)"-c";
-	argv[2] = cfg_arg;
-	argv[3] = NULL;
-	r = posix_spawn(&pid, cfg->worker_path, &fa, &attr, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&attr);
-	close(child);
-	if (r != 0) {
-		log_err("cannot start auth worker %s: %s", cfg->worker_path,
-			strerror(r));
+	do
+		id = atomic_fetch_add(&next_worker_id, 1) + 1;
+	while (id == 0);
+	if (ctl_spawn_worker(sv[1], id) < 0) {
+		log_err("cannot ask the supervisor for an auth worker: %s",
+			strerror(errno));
 		close(sv[0]);
+		close(sv[1]);
 		settings_put(&st);
 		return NULL;
 	}
+	close(sv[1]);
 	w = xcalloc(1, sizeof(*w));
 	w->pool = p;
-	w->pid = pid;
+	w->id = id;
 	w->fd = sv[0];
 	w->max_requests = cfg->worker_max_requests;
 	w->timeout_usec = cfg->worker_timeout_usec;
@@ -251,7 +221,7 @@ static struct auth_worker *worker_spawn(struct auth_pool *p)
 	}
 	sd_event_source_set_enabled(w->timer, SD_EVENT_OFF);
 	settings_put(&st);
-	log_debug("auth worker %ld started", (long)pid);
+	log_debug("auth worker %u requested", id);
 	return w;
 }
 
@@ -370,7 +340,7 @@ void auth_pool_free(struct auth_pool **pp)
 			lookup_free(w->busy);
 			w->busy = NULL;
 		}
-		(void)kill(w->pid, SIGTERM);
+		ctl_kill_worker(w->id);
 		worker_remove(w);
 	}
 	free(p->workers);

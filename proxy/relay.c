@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
 
 #include "auth_proto.h"
 #include "base64.h"
@@ -213,23 +214,16 @@ static void send_line(struct relay *r, enum relay_state next,
 
 /* Credentials */
 
-static int read_secret(const char *path, char *buf, size_t size)
+/* The relay credential, read by the privileged side at start and at
+ * reload (settings.relay_secret): this process never opens the file. */
+static int read_secret(const struct relay *r, char *buf, size_t size)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	ssize_t n;
+	const char *secret = r->st->relay_secret;
 
-	if (fd < 0)
+	if (secret == NULL || secret[0] == '\0' || strlen(secret) >= size)
 		return -1;
-	n = read(fd, buf, size - 1);
-	close(fd);
-	if (n <= 0) {
-		explicit_bzero(buf, size);
-		return -1;
-	}
-	buf[n] = '\0';
-	/* The file's one line, without its newline. */
-	buf[strcspn(buf, "\r\n")] = '\0';
-	return buf[0] != '\0' ? 0 : -1;
+	snprintf(buf, size, "%s", secret);
+	return 0;
 }
 
 static void send_auth_plain(struct relay *r)
@@ -239,8 +233,7 @@ static void send_auth_plain(struct relay *r)
 	char b64[BASE64_ENCODED_LEN(sizeof(raw)) + 1];
 	size_t ulen = strlen(r->cfg->relay_auth_user), plen;
 
-	if (read_secret(r->cfg->relay_auth_password_file, secret,
-			sizeof(secret)) < 0 || ulen > AUTH_USER_MAX) {
+	if (read_secret(r, secret, sizeof(secret)) < 0 || ulen > AUTH_USER_MAX) {
 		relay_fail(r, "cannot read [relay] auth_password_file");
 		return;
 	}
@@ -263,8 +256,7 @@ static void send_login_secret(struct relay *r, bool password)
 	char b64[BASE64_ENCODED_LEN(RELAY_SECRET_MAX) + 1];
 
 	if (password) {
-		if (read_secret(r->cfg->relay_auth_password_file, secret,
-				sizeof(secret)) < 0) {
+		if (read_secret(r, secret, sizeof(secret)) < 0) {
 			relay_fail(r, "cannot read [relay] auth_password_file");
 			return;
 		}

@@ -7,9 +7,11 @@
 #include <string.h>
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
 
 #include "log.h"
 #include "relay_targets.h"
+#include "tls.h"
 #include "xalloc.h"
 
 #define RELAY_DEAD_SLOTS 64
@@ -78,7 +80,29 @@ void relay_targets_free(struct relay_targets **tsp)
 	free(ts);
 }
 
-SSL_CTX *relay_tls_ctx_new(const struct config *cfg,
+/* ca_file from the bundle into the context's store. */
+static int load_ca(SSL_CTX *ctx, const struct bundle *b, const char *path)
+{
+	X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+	BIO *bio = tls_bundle_bio(b, path);
+	unsigned n = 0;
+	X509 *x;
+
+	if (bio == NULL)
+		return 0;
+	while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+		if (X509_STORE_add_cert(store, x) == 1)
+			n++;
+		X509_free(x);
+	}
+	BIO_free(bio);
+	if (n > 0 && ERR_GET_REASON(ERR_peek_last_error()) ==
+	    PEM_R_NO_START_LINE)
+		ERR_clear_error();
+	return n > 0 && ERR_peek_error() == 0;
+}
+
+SSL_CTX *relay_tls_ctx_new(const struct config *cfg, const struct bundle *b,
 			   struct config_errors *errs)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
@@ -95,8 +119,7 @@ SSL_CTX *relay_tls_ctx_new(const struct config *cfg,
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION |
 			    SSL_OP_NO_RENEGOTIATION);
 	if (cfg->relay_ca_file != NULL) {
-		if (SSL_CTX_load_verify_locations(ctx, cfg->relay_ca_file,
-						  NULL) != 1) {
+		if (load_ca(ctx, b, cfg->relay_ca_file) != 1) {
 			unsigned long e = ERR_get_error();
 
 			config_errors_add(errs, "%s: [relay] ca_file %s: %s",

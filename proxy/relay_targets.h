@@ -33,9 +33,10 @@ struct relay_targets {
 struct relay_targets *relay_targets_resolve(const struct config *cfg,
 					    struct config_errors *errs);
 void relay_targets_free(struct relay_targets **t);
-/* The client TLS context for smarthosts ([relay] ca_file or the system
- * store). */
-SSL_CTX *relay_tls_ctx_new(const struct config *cfg,
+/* The client TLS context for smarthosts ([relay] ca_file, read from
+ * the bundle, or the system store). */
+struct bundle;
+SSL_CTX *relay_tls_ctx_new(const struct config *cfg, const struct bundle *b,
 			   struct config_errors *errs);
 
 /* Failed smarthosts, shared by every thread: name is skipped until

@@ -2,10 +2,11 @@
 
 #include <pthread.h>
 #include <stdlib.h>
-#include <unistd.h>
+#include <string.h>
 
 #include "relay_targets.h"
 #include "settings.h"
+#include "xalloc.h"
 
 struct stats stats;
 
@@ -35,8 +36,9 @@ void settings_put(struct settings **stp)
 		SSL_CTX_free(st->ssl_ctx);
 		SSL_CTX_free(st->relay_ssl_ctx);
 		relay_targets_free(&st->relay_targets);
-		if (st->config_fd >= 0)
-			close(st->config_fd);
+		if (st->relay_secret != NULL)
+			free_secret(st->relay_secret,
+				    strlen(st->relay_secret) + 1);
 		config_free(&st->cfg);
 		free(st);
 	}

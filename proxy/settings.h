@@ -16,15 +16,11 @@ struct relay_targets;
 struct settings {
 	atomic_uint refs;
 	struct config *cfg;
-	int config_fd;			/* the text cfg was parsed from */
 	SSL_CTX *ssl_ctx;		/* for clients */
 	SSL_CTX *relay_ssl_ctx;		/* towards smarthosts */
 	struct relay_targets *relay_targets;
+	char *relay_secret;		/* [relay] auth_password_file's line */
 };
-
-/* Where auth workers find their socket and the config text. */
-#define AUTH_WORKER_FD 3
-#define AUTH_WORKER_CONFIG_FD 4
 
 /* The current settings, referenced; settings_put() when done. */
 struct settings *settings_get(void);

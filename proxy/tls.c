@@ -1,6 +1,9 @@
 #include "autoconf.h"
 
+#include <limits.h>
+
 #include <openssl/err.h>
+#include <openssl/pem.h>
 
 #include "tls.h"
 
@@ -17,7 +20,67 @@ static void add_ssl_error(struct config_errors *errs, const char *file,
 			  buf);
 }
 
-SSL_CTX *tls_server_ctx_new(const struct config *cfg,
+BIO *tls_bundle_bio(const struct bundle *b, const char *path)
+{
+	const unsigned char *data;
+	size_t len;
+
+	if (!bundle_get(b, path, &data, &len) || len > INT_MAX)
+		return NULL;
+	return BIO_new_mem_buf(data, (int)len);
+}
+
+/* A certificate chain file (leaf first, as SSL_CTX_use_certificate_chain_
+ * file reads it) from the bundle into the context's current slot. */
+static int use_chain(SSL_CTX *ctx, const struct bundle *b, const char *path)
+{
+	BIO *bio = tls_bundle_bio(b, path);
+	X509 *x;
+	int ok = 0;
+
+	if (bio == NULL)
+		return 0;
+	x = PEM_read_bio_X509_AUX(bio, NULL, NULL, NULL);
+	if (x != NULL && SSL_CTX_use_certificate(ctx, x) == 1 &&
+	    SSL_CTX_clear_chain_certs(ctx) == 1) {
+		X509 *ca;
+
+		ok = 1;
+		while ((ca = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+			if (SSL_CTX_add0_chain_cert(ctx, ca) != 1) {
+				X509_free(ca);
+				ok = 0;
+				break;
+			}
+		}
+		/* The end of the file, or a broken PEM block after it. */
+		if (ok && ERR_GET_REASON(ERR_peek_last_error()) ==
+		    PEM_R_NO_START_LINE)
+			ERR_clear_error();
+		else if (ERR_peek_error() != 0)
+			ok = 0;
+	}
+	X509_free(x);
+	BIO_free(bio);
+	return ok;
+}
+
+static int use_key(SSL_CTX *ctx, const struct bundle *b, const char *path)
+{
+	BIO *bio = tls_bundle_bio(b, path);
+	EVP_PKEY *key;
+	int ok;
+
+	if (bio == NULL)
+		return 0;
+	key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+	ok = key != NULL && SSL_CTX_use_PrivateKey(ctx, key) == 1;
+	EVP_PKEY_free(key);
+	BIO_free(bio);
+	return ok;
+}
+
+SSL_CTX *tls_server_ctx_new(const struct config *cfg, const struct bundle *b,
 			    struct config_errors *errs)
 {
 	size_t nerr = errs->n;
@@ -46,13 +109,12 @@ SSL_CTX *tls_server_ctx_new(const struct config *cfg,
 	for (size_t i = 0; i < cfg->n_tls; i++) {
 		const struct config_tls_pair *p = &cfg->tls[i];
 
-		if (SSL_CTX_use_certificate_chain_file(ctx, p->cert) != 1) {
+		if (use_chain(ctx, b, p->cert) != 1) {
 			add_ssl_error(errs, cfg->path, p->cert_line,
 				      "cannot load certificate", p->cert);
 			continue;
 		}
-		if (SSL_CTX_use_PrivateKey_file(ctx, p->key,
-						SSL_FILETYPE_PEM) != 1) {
+		if (use_key(ctx, b, p->key) != 1) {
 			add_ssl_error(errs, cfg->path, p->key_line,
 				      "cannot load key", p->key);
 			continue;

@@ -1,0 +1,51 @@
+/* The control channel between the supervisor and the network process:
+ * a SOCK_SEQPACKET socketpair, one text datagram per message (at most
+ * CTL_MSG_MAX octets, printable ASCII and spaces, newlines only inside
+ * NOTIFY), carrying at most one file descriptor (SCM_RIGHTS).
+ *
+ *   network -> supervisor
+ *     SPAWN <id>        + the worker's end of a new socketpair: start an
+ *                         auth worker on it (id: 1..2^32-1, chosen by
+ *                         the network process, unique while it runs)
+ *     KILL <id>         the worker id hangs: SIGKILL it
+ *     NOTIFY <text>     sd_notify(text) on the network process's behalf
+ *                         (READY=1, RELOADING=1, STOPPING=1, STATUS=...,
+ *                         WATCHDOG=1 only)
+ *     RELOAD            as SIGHUP to the supervisor
+ *   supervisor -> network
+ *     SETTINGS          + a bundle memfd (common/bundle.h): use it for
+ *                         new sessions
+ *
+ * The supervisor trusts nothing the network process sends: a malformed
+ * message is logged and ignored, never acted on. There are no replies: a
+ * worker that cannot be started closes its socket, which the network
+ * process sees as a worker that died (454 for the request). */
+#ifndef AUTHRELAY_CTL_H
+#define AUTHRELAY_CTL_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#define CTL_MSG_MAX 1024
+
+/* Send one message (printf format) with fd attached when fd >= 0.
+ * Never blocks: -1 (errno EAGAIN) if the peer is not reading. */
+int ctl_send(int sock, int fd, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Receive one message into msg (NUL-terminated): its length, 0 at end of
+ * file, -1 with errno (EAGAIN: nothing waiting; EPROTO: truncated,
+ * holding NUL, or carrying more than one descriptor or anything but
+ * SCM_RIGHTS). *fd_r gets the passed descriptor (close-on-exec) or -1. */
+ssize_t ctl_recv(int sock, char *msg, size_t size, int *fd_r);
+
+/* The network process's side. ctl_client_set(sock) once before the
+ * threads start; the calls below are thread-safe. */
+void ctl_client_set(int sock);
+int ctl_client_fd(void);
+int ctl_spawn_worker(int worker_sock, uint32_t id);
+void ctl_kill_worker(uint32_t id);
+/* sd_notify through the supervisor (directly when there is none). */
+void ctl_notify(const char *text);
+void ctl_notifyf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif
