@@ -186,6 +186,8 @@ static void dest_put(struct data_filter *df, const char *p, size_t n)
 		 * depend on how the input was split */
 		n = (size_t)(nul - p);
 		df->nul = true;
+		if (n == 0)
+			return;
 	}
 	if (!df->hs.done)
 		header_scan_feed(&df->hs, p, n);
