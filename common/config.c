@@ -690,6 +690,10 @@ static void set_require_group(struct parser *p, const struct key_def *k,
 		return;
 	c->require_group = xreallocarray(c->require_group, c->n_require_group
 					 + 1, sizeof(*c->require_group));
+	c->require_group_line = xreallocarray(c->require_group_line,
+					      c->n_require_group + 1,
+					      sizeof(*c->require_group_line));
+	c->require_group_line[c->n_require_group] = p->line;
 	c->require_group[c->n_require_group++] = xstrdup(value);
 }
 
@@ -1054,6 +1058,22 @@ static unsigned key_line(const struct parser *p, const char *section,
 	const struct key_def *k = find_key(section, name);
 
 	return k != NULL ? p->key_line[k - keys] : 0;
+}
+
+unsigned config_key_line(const struct config *c, const char *section,
+			 const char *name)
+{
+	const struct key_def *k = find_key(section, name);
+
+	return k != NULL && c->key_line != NULL ? c->key_line[k - keys] : 0;
+}
+
+const char *config_key_at(size_t i, const char **section_r)
+{
+	if (i >= N_KEYS)
+		return NULL;
+	*section_r = keys[i].section;
+	return keys[i].name;
 }
 
 /* --- lines --- */
@@ -1477,6 +1497,8 @@ static struct config *load(const char *path, int fd, const void *text,
 		if (check_files_too)
 			check_files(&p);
 	}
+	p.cfg->key_line = xcalloc(N_KEYS, sizeof(*p.cfg->key_line));
+	memcpy(p.cfg->key_line, lines, sizeof(lines));
 	config_errors_clear(&local);
 	if (p.n_errors > 0)
 		config_free(&p.cfg);
@@ -1526,6 +1548,8 @@ void config_free(struct config **config)
 	free(c->tls);
 	free(c->tls_ciphers);
 	free_words(c->require_group, c->n_require_group);
+	free(c->require_group_line);
+	free(c->key_line);
 	for (size_t i = 0; i < c->n_send_as; i++) {
 		free(c->send_as[i].address);
 		free(c->send_as[i].group);

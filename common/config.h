@@ -70,6 +70,8 @@ struct config_hostport {
 
 struct config {
 	char *path;		/* the file it was read from */
+	unsigned *key_line;	/* first line of each key, 0: not given
+				 * (config_key_line) */
 
 	/* [server] */
 	char *hostname;		/* default: gethostname() */
@@ -98,6 +100,7 @@ struct config {
 	enum auth_backend backend;	/* default pam */
 	unsigned mechanisms;		/* AUTH_MECH_* bits, default PLAIN|LOGIN */
 	char **require_group;		/* repeatable; empty value ignored */
+	unsigned *require_group_line;	/* the line of each */
 	size_t n_require_group;
 	uint64_t cache_ttl_usec;	/* default 60s, 0..1d */
 	uint64_t failure_delay_usec;	/* default 2s, 0..1m */
@@ -180,6 +183,15 @@ struct config *config_load_mem(const char *path, const void *text,
 			       size_t len, bool check_files,
 			       struct config_errors *errs);
 void config_free(struct config **config);
+
+/* The line key [section] name was first given on; 0 when it was not
+ * (its default applies) or the key is unknown. */
+unsigned config_key_line(const struct config *config, const char *section,
+			 const char *name);
+/* The keys the parser knows, in table order: the i-th key's name with its
+ * section in *section_r, NULL past the last (for the documentation
+ * check). */
+const char *config_key_at(size_t i, const char **section_r);
 
 void config_errors_add(struct config_errors *errs, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -114,13 +115,69 @@ ssize_t ctl_recv(int sock, char *msg, size_t size, int *fd_r)
 	return n;
 }
 
+/* --- what the supervisor accepts --- */
+
+bool ctl_parse_id(const char *msg, const char *word, unsigned *id_r)
+{
+	size_t n = strlen(word);
+	unsigned long v = 0;
+	const char *p;
+
+	if (strncmp(msg, word, n) != 0 || msg[n] != ' ')
+		return false;
+	p = msg + n + 1;
+	if (*p < '1' || *p > '9')
+		return false;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		v = v * 10 + (unsigned long)(*p - '0');
+		if (v > 0xffffffffUL)
+			return false;
+	}
+	if (*p != '\0')
+		return false;
+	*id_r = (unsigned)v;
+	return true;
+}
+
+bool ctl_notify_allowed(const char *text)
+{
+	static const char *const fixed[] = { "READY=1", "RELOADING=1",
+					     "STOPPING=1", "WATCHDOG=1" };
+	const char *line = text;
+
+	while (*line != '\0') {
+		size_t len = strcspn(line, "\n");
+		bool ok = false;
+
+		for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+			if (len == strlen(fixed[i]) &&
+			    strncmp(line, fixed[i], len) == 0)
+				ok = true;
+		if (len > 7 && strncmp(line, "STATUS=", 7) == 0) {
+			ok = true;
+			for (size_t i = 7; i < len; i++)
+				if ((unsigned char)line[i] < ' ' ||
+				    (unsigned char)line[i] > '~')
+					ok = false;
+		}
+		if (!ok)
+			return false;
+		line += len;
+		if (*line == '\n')
+			line++;
+	}
+	return line != text;
+}
+
 /* --- the network process's side --- */
 
 static int client_sock = -1;
+static bool notify_direct = true;
 
-void ctl_client_set(int sock)
+void ctl_client_set(int sock, bool relay_notify)
 {
 	client_sock = sock;
+	notify_direct = !relay_notify;
 }
 
 int ctl_client_fd(void)
@@ -147,7 +204,7 @@ void ctl_kill_worker(uint32_t id)
 
 void ctl_notify(const char *text)
 {
-	if (client_sock < 0) {
+	if (client_sock < 0 || notify_direct) {
 		sd_notify(0, text);
 		return;
 	}

@@ -13,8 +13,10 @@
  *                         WATCHDOG=1 only)
  *     RELOAD            as SIGHUP to the supervisor
  *   supervisor -> network
- *     SETTINGS          + a bundle memfd (common/bundle.h): use it for
- *                         new sessions
+ *     SETTINGS          + a bundle memfd (common/bundle.h): the first
+ *                         one to start with, later ones for new sessions
+ *     RELOAD-FAILED     a reload found errors (logged by the supervisor):
+ *                         the running settings stay
  *
  * The supervisor trusts nothing the network process sends: a malformed
  * message is logged and ignored, never acted on. There are no replies: a
@@ -23,6 +25,7 @@
 #ifndef AUTHRELAY_CTL_H
 #define AUTHRELAY_CTL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -38,9 +41,19 @@ int ctl_send(int sock, int fd, const char *fmt, ...)
  * SCM_RIGHTS). *fd_r gets the passed descriptor (close-on-exec) or -1. */
 ssize_t ctl_recv(int sock, char *msg, size_t size, int *fd_r);
 
-/* The network process's side. ctl_client_set(sock) once before the
- * threads start; the calls below are thread-safe. */
-void ctl_client_set(int sock);
+/* The supervisor's parsers. ctl_parse_id: msg is exactly "WORD <id>",
+ * id a decimal in 1..2^32-1 without sign or leading zero. ctl_notify_
+ * allowed: text is one or more lines, each READY=1, RELOADING=1,
+ * STOPPING=1, WATCHDOG=1 or STATUS= and printable ASCII. */
+bool ctl_parse_id(const char *msg, const char *word, unsigned *id_r);
+bool ctl_notify_allowed(const char *text);
+
+/* The network process's side. ctl_client_set() once before the threads
+ * start; the calls below are thread-safe. relay_notify: sd_notify goes
+ * through the supervisor (it is systemd's main process: the supervisor
+ * forked us); false when this process is the unit's main process itself
+ * (authrelay.service with its supervisor in authrelay-supervisor@). */
+void ctl_client_set(int sock, bool relay_notify);
 int ctl_client_fd(void);
 int ctl_spawn_worker(int worker_sock, uint32_t id);
 void ctl_kill_worker(uint32_t id);

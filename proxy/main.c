@@ -10,7 +10,9 @@
 #include <sys/eventfd.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
+#include <poll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <openssl/ssl.h>
@@ -19,6 +21,7 @@
 #include <systemd/sd-journal.h>
 
 #include "config.h"
+#include "config_check.h"
 #include "auth_cache.h"
 #include "bundle.h"
 #include "ctl.h"
@@ -32,6 +35,8 @@
 #include "xalloc.h"
 
 #define STATUS_INTERVAL_USEC (5 * USEC_PER_SEC)
+/* How long the network process waits for its first settings. */
+#define SUPERVISOR_WAIT_MS (60 * 1000)
 
 static const char *config_path = DEFAULT_CONFIG_PATH;
 static uint64_t watchdog_usec;
@@ -44,12 +49,17 @@ static bool stopping;
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: authrelay [-c FILE] [-t] [-V] [-h]\n"
+		"Usage: authrelay [-c FILE] [-t] [-d] [-V] [-h]\n"
 		"SMTP submission proxy: TLS, SMTP AUTH through PAM or LDAP, relay\n"
 		"to a smarthost.\n\n"
 		"  -c, --config FILE    configuration file (default %s)\n"
 		"  -t, --check-config   check the configuration and exit\n"
 		"  -d, --debug          log debug messages\n"
+		"      --supervisor     serve one network process connected on\n"
+		"                       fd 3 (authrelay-supervisor@.service)\n"
+		"      --supervisor-socket PATH\n"
+		"                       run as the network process only, with\n"
+		"                       the supervisor at PATH (authrelay.service)\n"
 		"  -V, --version        print the version and exit\n"
 		"  -h, --help           print this help and exit\n",
 		DEFAULT_CONFIG_PATH);
@@ -165,6 +175,10 @@ static int on_ctl(sd_event_source *src, int fd, uint32_t revents, void *ud)
 		close(passed);
 		return 0;
 	}
+	if (n > 0 && strcmp(msg, "RELOAD-FAILED") == 0 && passed < 0) {
+		ctl_notify("READY=1");
+		return 0;
+	}
 	if (passed >= 0)
 		close(passed);
 	if (n > 0 || (n < 0 && errno == EPROTO)) {
@@ -174,7 +188,7 @@ static int on_ctl(sd_event_source *src, int fd, uint32_t revents, void *ud)
 	/* The supervisor is gone: nobody can start workers any more. */
 	log_err("the supervisor has gone: stopping");
 	sd_event_source_set_enabled(src, SD_EVENT_OFF);
-	ctl_client_set(-1);
+	ctl_client_set(-1, false);
 	stop();
 	return 0;
 }
@@ -183,6 +197,7 @@ static int on_sighup(sd_event_source *src, const struct signalfd_siginfo *si,
 		     void *ud)
 {
 	/* Reloading is the supervisor's: it reads the files. */
+	ctl_notify("RELOADING=1");
 	if (ctl_send(ctl_client_fd(), -1, "RELOAD") < 0)
 		log_err("cannot ask the supervisor to reload: %s",
 			strerror(errno));
@@ -219,43 +234,50 @@ static int on_thread_done(sd_event_source *src, int fd, uint32_t revents,
 	return 0;
 }
 
-/* The network process, from the fork on: give up every privilege, then
- * serve. Returns the exit status. */
-static int network_main(int ctl, struct bundle *net, uid_t uid, gid_t gid,
-			bool drop)
+static void log_listeners(bool activated)
+{
+	for (size_t i = 0; i < n_listeners; i++)
+		log_info("listening on %s (%s)%s", listeners[i].name,
+			 listeners[i].mode == LISTEN_TLS ? "implicit TLS"
+			 : "STARTTLS", activated ? ", passed by systemd" : "");
+}
+
+/* Give up every privilege this process may hold (all of them when
+ * started as root: uid and gid become the service user's), then install
+ * the system call filter. Before a byte from a client is read. */
+static void network_drop_privileges(uid_t uid, gid_t gid, bool switch_user)
+{
+	const char *error;
+
+	if (privsep_drop(switch_user ? uid : getuid(),
+			 switch_user ? gid : getgid(), &error) < 0)
+		fatal("cannot drop privileges: %s: %s", error,
+		      strerror(errno));
+#ifdef SANITIZED_BUILD
+	/* LeakSanitizer attaches to this process with ptrace. */
+	(void)prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+#endif
+	if (privsep_seccomp(&error) < 0)
+		fatal("cannot install the system call filter: %s", error);
+}
+
+/* The network process, privileges gone: load the settings it was handed,
+ * open the listeners unless the supervisor did, serve. relay_notify: see
+ * ctl_client_set(). Returns the exit status. */
+static int network_main(int ctl, struct bundle *net, bool relay_notify)
 {
 	struct config_errors errs = { 0 };
 	sd_event *event = NULL;
 	sd_event_source *status_src = NULL;
 	struct settings *st;
-	const char *error;
+	bool activated = false;
 	sigset_t chld;
 	int done_fd, r;
 
-	/* Stop when the supervisor goes (it reaps and spawns for us). */
-	if (prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) < 0 || getppid() == 1)
-		fatal("the supervisor has gone");
-	if (drop) {
-		if (privsep_drop(uid, gid, &error) < 0)
-			fatal("cannot drop privileges: %s: %s", error,
-			      strerror(errno));
-		/* The kernel clears it on the credential change. */
-		if (prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) < 0)
-			fatal("PR_SET_PDEATHSIG: %s", strerror(errno));
-#ifdef SANITIZED_BUILD
-		/* LeakSanitizer attaches to this process with ptrace. */
-		(void)prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
-#endif
-	} else if (privsep_drop(getuid(), getgid(), &error) < 0) {
-		fatal("cannot drop capabilities: %s: %s", error,
-		      strerror(errno));
-	}
-	if (privsep_seccomp(&error) < 0)
-		fatal("cannot install the system call filter: %s", error);
 	sigemptyset(&chld);
 	sigaddset(&chld, SIGCHLD);
 	sigprocmask(SIG_UNBLOCK, &chld, NULL);
-	ctl_client_set(ctl);
+	ctl_client_set(ctl, relay_notify);
 
 	st = settings_from_bundle(net, &errs);
 	bundle_free(&net);
@@ -264,6 +286,17 @@ static int network_main(int ctl, struct bundle *net, uid_t uid, gid_t gid,
 		fatal("invalid configuration, not starting");
 	}
 	settings_publish(st);
+	if (listeners == NULL) {
+		st = settings_get();
+		r = listeners_open(st->cfg, &listeners, &n_listeners,
+				   &activated, &errs);
+		settings_put(&st);
+		if (r < 0) {
+			log_errors(&errs);
+			fatal("cannot open listeners");
+		}
+		log_listeners(activated);
+	}
 	if (auth_cache_init() < 0)
 		log_warn("no randomness for the credential cache key: "
 			 "cache disabled");
@@ -321,12 +354,183 @@ static int network_main(int ctl, struct bundle *net, uid_t uid, gid_t gid,
 	return r < 0 ? 1 : 0;
 }
 
+static void read_settings(struct supervisor_params *sp, struct bundle **net_r)
+{
+	struct config_errors errs = { 0 };
+
+	if (settings_read(config_path, net_r, &sp->worker_bundle, &sp->cfg,
+			  &errs) < 0) {
+		log_errors(&errs);
+		fatal("invalid configuration, not starting");
+	}
+	config_errors_clear(&errs);
+	sp->config_path = config_path;
+	sp->drop = geteuid() == 0;
+	if (sp->drop) {
+		const char *error;
+
+		if (privsep_user_lookup(sp->cfg->run_user, &sp->uid, &sp->gid,
+					&error) < 0)
+			fatal("[server] user %s: %s", sp->cfg->run_user, error);
+	}
+}
+
+static void block_signals(void)
+{
+	sigset_t mask;
+
+	/* Served through sd-event; workers get the defaults back before
+	 * exec. Writes to a closed peer are errors, not signals. */
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+}
+
+/* authrelay: the supervisor forks the network process (one service, or
+ * no systemd at all). */
+static int run_forked(int argc, char **argv)
+{
+	struct config_errors errs = { 0 };
+	struct supervisor_params sp = { 0 };
+	struct bundle *net = NULL;
+	bool activated = false;
+	int ctl[2];
+	pid_t pid;
+
+	read_settings(&sp, &net);
+	if (!sp.drop)
+		log_notice("not started as root: every process runs as uid "
+			   "%ld", (long)getuid());
+	block_signals();
+	if (listeners_open(sp.cfg, &listeners, &n_listeners, &activated,
+			   &errs) < 0) {
+		log_errors(&errs);
+		fatal("cannot open listeners");
+	}
+	log_listeners(activated);
+	/* Only the supervisor may talk to systemd's watchdog (MAINPID):
+	 * the network process sends WATCHDOG=1 through it. */
+	if (sd_watchdog_enabled(0, &watchdog_usec) <= 0)
+		watchdog_usec = 0;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ctl) < 0)
+		fatal("control socketpair: %s", strerror(errno));
+	proctitle_init(argc, argv);
+	pid = fork();
+	if (pid < 0)
+		fatal("fork: %s", strerror(errno));
+	if (pid == 0) {
+		close(ctl[0]);
+		proctitle_set("authrelay: network");
+		/* Stop when the supervisor goes (it spawns our workers). */
+		if (prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) < 0 ||
+		    getppid() == 1)
+			fatal("the supervisor has gone");
+		network_drop_privileges(sp.uid, sp.gid, sp.drop);
+		/* The kernel cleared it on the credential change. */
+		if (prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) < 0)
+			fatal("PR_SET_PDEATHSIG: %s", strerror(errno));
+		/* Not this process's: the bind secret and the rest. */
+		bundle_free(&sp.worker_bundle);
+		config_free(&sp.cfg);
+		return network_main(ctl[1], net, true);
+	}
+	close(ctl[1]);
+	proctitle_set("authrelay: supervisor");
+	bundle_free(&net);
+	listeners_close(&listeners, n_listeners);
+	return supervisor_run(pid, ctl[0], &sp);
+}
+
+/* authrelay --supervisor: one network process's supervisor, started by
+ * authrelay-supervisor@.service with the network process's connection
+ * (authrelay-supervisor.socket, Accept=yes) as fd 3. */
+static int run_supervisor(void)
+{
+	struct supervisor_params sp = { 0 };
+	struct bundle *net = NULL;
+	const char *error;
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	int fd, nfd;
+
+	if (sd_listen_fds(1) != 1)
+		fatal("--supervisor: no connection passed (LISTEN_FDS)");
+	fd = SD_LISTEN_FDS_START;
+	if (sd_is_socket(fd, AF_UNIX, SOCK_SEQPACKET, 0) <= 0)
+		fatal("--supervisor: fd %d is not a connected AF_UNIX "
+		      "SOCK_SEQPACKET socket", fd);
+	read_settings(&sp, &net);
+	/* Only the service user (or root) gets secrets and workers. */
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+		fatal("--supervisor: SO_PEERCRED: %s", strerror(errno));
+	if (cred.uid != 0 && (!sp.drop || cred.uid != sp.uid))
+		fatal("--supervisor: refusing a peer with uid %ld (want %s)",
+		      (long)cred.uid, sp.cfg->run_user);
+	block_signals();
+	nfd = bundle_to_memfd(net, &error);
+	bundle_free(&net);
+	if (nfd < 0)
+		fatal("cannot hand the configuration over: %s", error);
+	if (ctl_send(fd, nfd, "SETTINGS") < 0)
+		fatal("cannot hand the configuration over: %s",
+		      strerror(errno));
+	close(nfd);
+	return supervisor_run(0, fd, &sp);
+}
+
+/* authrelay --supervisor-socket PATH: the network process alone, as
+ * authrelay.service (User=authrelay): settings and workers come from the
+ * supervisor at PATH. */
+static int run_network(const char *path)
+{
+	char msg[CTL_MSG_MAX + 1];
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct pollfd pfd;
+	struct bundle *net;
+	const char *error;
+	int fd, passed = -1;
+	ssize_t n;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		fatal("--supervisor-socket: path too long: %s", path);
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	block_signals();
+	if (sd_watchdog_enabled(0, &watchdog_usec) <= 0)
+		watchdog_usec = 0;
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		fatal("cannot reach the supervisor at %s: %s", path,
+		      strerror(errno));
+	network_drop_privileges(0, 0, false);
+	pfd.fd = fd;
+	pfd.events = POLLIN;
+	if (poll(&pfd, 1, SUPERVISOR_WAIT_MS) != 1)
+		fatal("the supervisor at %s sent no configuration", path);
+	n = ctl_recv(fd, msg, sizeof(msg), &passed);
+	if (n <= 0 || strcmp(msg, "SETTINGS") != 0 || passed < 0)
+		fatal("the supervisor at %s sent no configuration%s", path,
+		      n == 0 ? " (it closed the connection: see its log)" :
+		      "");
+	net = bundle_from_fd(passed, &error);
+	close(passed);
+	if (net == NULL)
+		fatal("the supervisor's configuration: %s", error);
+	return network_main(fd, net, false);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "check-config", no_argument, NULL, 't' },
 		{ "debug", no_argument, NULL, 'd' },
+		{ "supervisor", no_argument, NULL, 'S' },
+		{ "supervisor-socket", required_argument, NULL, 's' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -334,11 +538,9 @@ int main(int argc, char **argv)
 	struct config_errors errs = { 0 };
 	struct supervisor_params sp = { 0 };
 	struct bundle *net = NULL;
-	bool check_only = false, activated = false;
-	const char *error;
-	sigset_t mask;
-	int c, ctl[2];
-	pid_t pid;
+	const char *supervisor_socket = NULL;
+	bool check_only = false, supervisor = false;
+	int c;
 
 	while ((c = getopt_long(argc, argv, "c:tdVh", opts, NULL)) != -1) {
 		switch (c) {
@@ -350,6 +552,12 @@ int main(int argc, char **argv)
 			break;
 		case 'd':
 			log_set_debug(true);
+			break;
+		case 'S':
+			supervisor = true;
+			break;
+		case 's':
+			supervisor_socket = optarg;
 			break;
 		case 'V':
 			printf("authrelay %s\n", PACKAGE_VERSION);
@@ -368,79 +576,39 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 1;
 	}
+	if ((check_only ? 1 : 0) + (supervisor ? 1 : 0) +
+	    (supervisor_socket != NULL ? 1 : 0) > 1) {
+		fprintf(stderr, "authrelay: -t, --supervisor and "
+			"--supervisor-socket exclude each other\n");
+		return 1;
+	}
 	log_init("authrelay");
 	log_set_journal_sink(journal_sink);
-	/* The process title below overwrites argv. */
+	/* The process title overwrites argv. */
 	config_path = xstrdup(config_path);
 
-	if (settings_read(config_path, &net, &sp.worker_bundle, &sp.cfg,
-			  &errs) < 0) {
-		if (check_only) {
-			print_errors(&errs);
-			return 1;
-		}
-		log_errors(&errs);
-		fatal("invalid configuration, not starting");
-	}
 	if (check_only) {
-		print_errors(&errs);	/* warnings */
-		return 0;
-	}
-	sp.config_path = config_path;
-	sp.drop = geteuid() == 0;
-	if (sp.drop && privsep_user_lookup(sp.cfg->run_user, &sp.uid, &sp.gid,
-					   &error) < 0)
-		fatal("[server] user %s: %s", sp.cfg->run_user, error);
-	if (!sp.drop)
-		log_notice("not started as root: every process runs as uid "
-			   "%ld", (long)getuid());
+		struct config_errors problems = { 0 };
+		int r = settings_read(config_path, &net, &sp.worker_bundle,
+				      &sp.cfg, &errs);
+		size_t n = r < 0 ? 0 :
+			   config_check_semantics(sp.cfg, &problems, &errs);
 
-	/* Both processes serve these through sd-event; workers get the
-	 * defaults back before exec. Writes to a closed peer are errors,
-	 * not signals. */
-	signal(SIGPIPE, SIG_IGN);
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGHUP);
-	sigaddset(&mask, SIGCHLD);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
-
-	if (listeners_open(sp.cfg, &listeners, &n_listeners, &activated,
-			   &errs) < 0) {
-		log_errors(&errs);
-		fatal("cannot open listeners");
-	}
-	for (size_t i = 0; i < n_listeners; i++)
-		log_info("listening on %s (%s)%s", listeners[i].name,
-			 listeners[i].mode == LISTEN_TLS ? "implicit TLS"
-			 : "STARTTLS", activated ? ", passed by systemd" : "");
-	/* Only the supervisor may talk to systemd's watchdog (MAINPID):
-	 * the network process sends WATCHDOG=1 through it. */
-	if (sd_watchdog_enabled(0, &watchdog_usec) <= 0)
-		watchdog_usec = 0;
-
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ctl) < 0)
-		fatal("control socketpair: %s", strerror(errno));
-	proctitle_init(argc, argv);
-	pid = fork();
-	if (pid < 0)
-		fatal("fork: %s", strerror(errno));
-	if (pid == 0) {
-		uid_t uid = sp.uid;
-		gid_t gid = sp.gid;
-		bool drop = sp.drop;
-
-		close(ctl[0]);
-		proctitle_set("authrelay: network");
-		/* Not this process's: the bind secret and the rest. */
+		print_errors(&errs);	/* errors, or warnings */
+		print_errors(&problems);
+		config_errors_clear(&errs);
+		config_errors_clear(&problems);
+		bundle_free(&net);
 		bundle_free(&sp.worker_bundle);
 		config_free(&sp.cfg);
-		return network_main(ctl[1], net, uid, gid, drop);
+		if (r < 0 || n > 0)
+			return 1;
+		printf("%s: configuration is valid\n", config_path);
+		return 0;
 	}
-	close(ctl[1]);
-	proctitle_set("authrelay: supervisor");
-	bundle_free(&net);
-	listeners_close(&listeners, n_listeners);
-	return supervisor_run(pid, ctl[0], &sp);
+	if (supervisor)
+		return run_supervisor();
+	if (supervisor_socket != NULL)
+		return run_network(supervisor_socket);
+	return run_forked(argc, argv);
 }

@@ -169,7 +169,7 @@ static void reload(struct supervisor *sv)
 		for (size_t i = 0; i < errs.n; i++)
 			log_err("%s", errs.msg[i]);
 		log_err("reload failed: keeping the running configuration");
-		goto done;
+		goto failed;
 	}
 	if (strcmp(cfg->run_user, sv->p.cfg->run_user) != 0)
 		log_warn("[server] user changed: it takes effect at the next "
@@ -185,7 +185,7 @@ static void reload(struct supervisor *sv)
 		if (nfd >= 0)
 			close(nfd);
 		log_err("reload failed: keeping the running configuration");
-		goto done;
+		goto failed;
 	}
 	close(nfd);
 	/* Workers started from now on read the new config. */
@@ -198,80 +198,27 @@ static void reload(struct supervisor *sv)
 	bundle_free(&worker);
 	config_errors_clear(&errs);
 	return;		/* READY=1 comes from the network process */
-done:
+failed:
 	bundle_free(&net);
 	bundle_free(&worker);
 	config_free(&cfg);
 	config_errors_clear(&errs);
-	sd_notify(0, "READY=1");
+	if (ctl_send(sv->ctl, -1, "RELOAD-FAILED") < 0)
+		sd_notify(0, "READY=1");
 }
 
 /* --- messages from the network process --- */
-
-/* "WORD <id>" with id a decimal in 1..2^32-1 and nothing else. */
-static bool parse_id(const char *msg, const char *word, unsigned *id_r)
-{
-	size_t n = strlen(word);
-	unsigned long v = 0;
-	const char *p;
-
-	if (strncmp(msg, word, n) != 0 || msg[n] != ' ')
-		return false;
-	p = msg + n + 1;
-	if (*p < '1' || *p > '9')
-		return false;
-	for (; *p >= '0' && *p <= '9'; p++) {
-		v = v * 10 + (unsigned long)(*p - '0');
-		if (v > 0xffffffffUL)
-			return false;
-	}
-	if (*p != '\0')
-		return false;
-	*id_r = (unsigned)v;
-	return true;
-}
-
-/* Only what the network process has to say to systemd. */
-static bool notify_allowed(const char *text)
-{
-	static const char *const fixed[] = { "READY=1", "RELOADING=1",
-					     "STOPPING=1", "WATCHDOG=1" };
-	const char *line = text;
-
-	while (*line != '\0') {
-		size_t len = strcspn(line, "\n");
-		bool ok = false;
-
-		for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
-			if (len == strlen(fixed[i]) &&
-			    strncmp(line, fixed[i], len) == 0)
-				ok = true;
-		if (len > 7 && strncmp(line, "STATUS=", 7) == 0) {
-			ok = true;
-			for (size_t i = 7; i < len; i++)
-				if ((unsigned char)line[i] < ' ' ||
-				    (unsigned char)line[i] > '~')
-					ok = false;
-		}
-		if (!ok)
-			return false;
-		line += len;
-		if (*line == '\n')
-			line++;
-	}
-	return line != text;
-}
 
 static void handle_message(struct supervisor *sv, const char *msg, int fd)
 {
 	unsigned id;
 
-	if (parse_id(msg, "SPAWN", &id) && fd >= 0) {
+	if (ctl_parse_id(msg, "SPAWN", &id) && fd >= 0) {
 		worker_spawn(sv, id, fd);
-	} else if (parse_id(msg, "KILL", &id) && fd < 0) {
+	} else if (ctl_parse_id(msg, "KILL", &id) && fd < 0) {
 		worker_kill(sv, id);
 	} else if (strncmp(msg, "NOTIFY ", 7) == 0 && fd < 0 &&
-		   notify_allowed(msg + 7)) {
+		   ctl_notify_allowed(msg + 7)) {
 		sd_notify(0, msg + 7);
 	} else if (strcmp(msg, "RELOAD") == 0 && fd < 0) {
 		reload(sv);
@@ -300,8 +247,15 @@ static int on_ctl(sd_event_source *src, int fd, uint32_t revents, void *ud)
 			continue;
 		}
 		if (n <= 0) {
-			/* It is exiting; SIGCHLD tells the rest. */
 			sd_event_source_set_enabled(src, SD_EVENT_OFF);
+			if (sv->net_pid == 0) {
+				/* Not our child: the connection is all we
+				 * know of it. */
+				log_debug("network process disconnected");
+				workers_kill_all(sv);
+				sd_event_exit(sv->event, 0);
+			}
+			/* Our child is exiting; SIGCHLD tells the rest. */
 			return 0;
 		}
 		handle_message(sv, msg, passed);
@@ -354,8 +308,12 @@ static int on_sigterm(sd_event_source *src, const struct signalfd_siginfo *si,
 {
 	struct supervisor *sv = ud;
 
-	if (sv->net_pid > 0)
+	if (sv->net_pid > 0) {
 		(void)kill(sv->net_pid, SIGTERM);
+	} else {
+		workers_kill_all(sv);
+		sd_event_exit(sv->event, 0);
+	}
 	return 0;
 }
 
@@ -390,8 +348,9 @@ int supervisor_run(pid_t net_pid, int ctl, struct supervisor_params *p)
 		return 1;
 	}
 	/* The network process may have died before the loop started. */
-	on_sigchld(NULL, NULL, &sv);
-	if (sv.net_pid > 0)
+	if (net_pid > 0)
+		on_sigchld(NULL, NULL, &sv);
+	if (net_pid == 0 || sv.net_pid > 0)
 		sd_event_loop(sv.event);
 	sd_event_unref(sv.event);
 	close(ctl);

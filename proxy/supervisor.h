@@ -32,8 +32,9 @@ struct supervisor_params {
 };
 
 /* Run as the supervisor of net_pid, talking to it over ctl; returns the
- * exit status for main(). SIGTERM, SIGINT, SIGHUP and SIGCHLD must be
- * blocked. */
+ * exit status for main(). net_pid 0: the network process is not our
+ * child but the peer of ctl (authrelay-supervisor@.service); we end when
+ * it disconnects. SIGTERM, SIGINT, SIGHUP and SIGCHLD must be blocked. */
 int supervisor_run(pid_t net_pid, int ctl, struct supervisor_params *p);
 
 #endif

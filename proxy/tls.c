@@ -7,6 +7,15 @@
 
 #include "tls.h"
 
+/* TLS 1.2 and older: forward-secret AEAD suites only (the Mozilla
+ * "intermediate" profile without DHE), ECDSA first. RSA key exchange and
+ * CBC suites (LUCKY13) are left out. TLS 1.3 suites are OpenSSL's own
+ * (SSL_CTX_set_ciphersuites is not called): all of them are AEAD. */
+#define TLS_DEFAULT_CIPHERS \
+	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:" \
+	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:" \
+	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+
 static void add_ssl_error(struct config_errors *errs, const char *file,
 			  unsigned line, const char *what, const char *path)
 {
@@ -101,8 +110,8 @@ SSL_CTX *tls_server_ctx_new(const struct config *cfg, const struct bundle *b,
 			    SSL_OP_CIPHER_SERVER_PREFERENCE);
 	SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"authrelay",
 				       9);
-	if (cfg->tls_ciphers != NULL &&
-	    SSL_CTX_set_cipher_list(ctx, cfg->tls_ciphers) != 1)
+	if (SSL_CTX_set_cipher_list(ctx, cfg->tls_ciphers != NULL ?
+				    cfg->tls_ciphers : TLS_DEFAULT_CIPHERS) != 1)
 		config_errors_add(errs, "%s: invalid [tls] ciphers: %s",
 				  cfg->path, cfg->tls_ciphers);
 

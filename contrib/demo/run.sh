@@ -1,20 +1,79 @@
 #!/bin/bash
-# Install what authrelay needs, build it, and run a demo on 127.0.0.1:
+# Install what the demo needs, build authrelay, and run a demo on
+# 127.0.0.1:
 #   - a throwaway slapd (127.0.0.1:1389) with demo users and a group,
 #   - a local smarthost (127.0.0.1:2525) that keeps each message it
 #     receives as a file in a folder,
 #   - authrelay on 1587 (STARTTLS) and 1465 (implicit TLS), authenticating
 #     against the slapd, letting members of cn=mail-senders send as their
 #     own mail addresses.
-# Ctrl-C stops it all; nothing outside the demo folder is touched.
+# Packages: only those in contrib/demo/packages. No system service is
+# started while they install (a policy-rc.d is in place), and any unit
+# they enabled at boot is disabled again: the demo's daemons run in the
+# foreground of this script only. authrelay's network process runs as
+# the system user "authrelay", created (systemd-sysusers) if missing.
+# Ctrl-C stops it all; apart from that user, nothing outside the demo
+# folder is changed.
+#   run.sh                 install, build, run
+#   run.sh --install-only  install the packages and stop
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
 demo=${AUTHRELAY_DEMO_DIR:-/tmp/authrelay-demo}
 base="dc=example,dc=com"
 
+# Units of the given packages that are enabled at boot: disabled.
+disable_units() {
+	local pkg unit
+	for pkg in "$@"; do
+		dpkg -L "$pkg" 2>/dev/null |
+			grep -E '^/(usr/)?lib/systemd/system/[^/]+\.(service|socket|timer|path)$' |
+			while read -r unit; do
+				unit=${unit##*/}
+				if [ "$(systemctl is-enabled "$unit" 2>/dev/null)" = enabled ]; then
+					echo "demo: disabling $unit (installed by the demo)"
+					systemctl disable --quiet "$unit" 2>/dev/null || true
+				fi
+			done
+		# SysV init scripts (Debian 12's slapd has only one; systemd
+		# runs it through its generator): their start links go.
+		dpkg -L "$pkg" 2>/dev/null | grep -E '^/etc/init\.d/[^/]+$' |
+			while read -r script; do
+				echo "demo: disabling ${script##*/} at boot (installed by the demo)"
+				update-rc.d "${script##*/}" disable >/dev/null 2>&1 || true
+			done
+	done
+}
+
+install_packages() {
+	local pkgs=() missing=() p policy=/usr/sbin/policy-rc.d restore=
+	mapfile -t pkgs < <(grep -v -E '^[[:space:]]*(#|$)' "$top/contrib/demo/packages")
+	for p in "${pkgs[@]}"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
+			missing+=("$p")
+	done
+	[ ${#missing[@]} -gt 0 ] || return 0
+	echo "demo: installing ${#missing[@]} packages: ${missing[*]}"
+	if [ ! -e "$policy" ]; then
+		printf '#!/bin/sh\nexit 101\n' > "$policy"
+		chmod +x "$policy"
+		restore=yes
+	fi
+	DEBIAN_FRONTEND=noninteractive apt-get update -q
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+		--no-install-recommends "${missing[@]}"
+	disable_units "${missing[@]}"
+	[ -z "$restore" ] || rm -f "$policy"
+}
+
+echo "authrelay demo: the first run installs packages and builds authrelay"
+echo "(about 2 to 5 minutes); later runs start in a few seconds."
 if [ "$(id -u)" = 0 ] && [ -z "${AUTHRELAY_NO_APT:-}" ]; then
-	bash "$top/.ci/install-packages"
+	install_packages
+fi
+[ "${1:-}" != --install-only ] || exit 0
+if [ "$(id -u)" = 0 ] && ! getent passwd authrelay >/dev/null; then
+	systemd-sysusers "$top/units/authrelay.sysusers"
 fi
 
 cd "$top"
@@ -23,6 +82,12 @@ mkdir -p build
 cd build
 [ -f Makefile ] || ../configure --enable-warnings >/dev/null
 make -j2 >/dev/null
+
+# The network process drops to the authrelay system user (README:
+# Processes); create it as the package would.
+if [ "$(id -u)" = 0 ]; then
+	systemd-sysusers "$top/units/authrelay.sysusers"
+fi
 
 rm -rf "$demo"
 mkdir -p "$demo/ldap/db" "$demo/mail"
@@ -153,9 +218,27 @@ for _ in $(seq 50); do
 	sleep 0.1
 done
 
+"$top/build/proxy/authrelay" -c "$demo/authrelay.conf" &
+pids+=($!)
+# Ready when it greets on its STARTTLS port (at most 30 s).
+ready=
+for _ in $(seq 300); do
+	kill -0 "${pids[-1]}" 2>/dev/null || break
+	if { exec 3<>/dev/tcp/127.0.0.1/1587; } 2>/dev/null; then
+		read -r -t 2 greeting <&3 || greeting=
+		exec 3<&-
+		case $greeting in 220*) ready=yes; break ;; esac
+	fi
+	sleep 0.1
+done
+if [ -z "$ready" ]; then
+	echo "demo: authrelay did not become ready; see the messages above" >&2
+	exit 1
+fi
+
 cat <<MSG
 
-authrelay demo
+authrelay demo (ready)
   submission: 127.0.0.1:1587 (STARTTLS), 127.0.0.1:1465 (implicit TLS)
   directory:  ldap://127.0.0.1:1389 ($base)
   users:      alice / alice-demo, bob / bob-demo (may send);
@@ -168,6 +251,4 @@ Send a test message from another terminal:
 Ctrl-C stops the demo.
 
 MSG
-"$top/build/proxy/authrelay" -c "$demo/authrelay.conf" &
-pids+=($!)
 wait "${pids[-1]}"

@@ -66,6 +66,26 @@ USERS = {
 }
 
 
+SERVICE_USER = "authrelay"
+
+
+def service_user():
+    """The network process's user (units/authrelay.sysusers), created
+    with systemd-sysusers when the suite runs as root and it is missing;
+    None when not root and missing."""
+    import pwd
+    try:
+        return pwd.getpwnam(SERVICE_USER)
+    except KeyError:
+        pass
+    if os.geteuid() != 0:
+        return None
+    sysusers = require("systemd-sysusers", "systemd-sysusers (systemd)")
+    subprocess.run([sysusers, str(SRCDIR / "units" / "authrelay.sysusers")],
+                   check=True, capture_output=True, timeout=60)
+    return pwd.getpwnam(SERVICE_USER)
+
+
 def binary_is_sanitized(path):
     forced = os.environ.get("AUTHRELAY_SANITIZERS")
     if forced is not None:
@@ -335,18 +355,24 @@ def write_pam_files(d):
         f"account required {PAM_MODULES}/pam_deny.so\n")
     # NSS (nss_wrapper): alice is in mail-senders, bob is not, dave is not
     # known at all.
+    # The supervisor looks up the network process's user through NSS
+    # too: the wrapper's files must know it.
+    svc = service_user()
+    svc_pw = (f"{svc.pw_name}:x:{svc.pw_uid}:{svc.pw_gid}::/nonexistent:"
+              f"/usr/sbin/nologin\n") if svc else ""
+    svc_gr = f"{svc.pw_name}:x:{svc.pw_gid}:\n" if svc else ""
     p.nss_passwd.write_text(textwrap.dedent("""\
         alice:x:1001:1001:Alice:/nonexistent:/usr/sbin/nologin
         bob:x:1002:1002:Bob:/nonexistent:/usr/sbin/nologin
         carol:x:1003:1003:Carol:/nonexistent:/usr/sbin/nologin
-        """))
+        """) + svc_pw)
     p.nss_group.write_text(textwrap.dedent("""\
         alice:x:1001:
         bob:x:1002:
         carol:x:1003:
         staff:x:1500:bob
         mail-senders:x:2000:alice,carol
-        """))
+        """) + svc_gr)
     return p
 
 
@@ -526,7 +552,16 @@ class Daemon:
 
     @property
     def pid(self):
+        """The supervisor: the process started (parent of the rest)."""
         return self.proc.pid
+
+    @property
+    def net_pid(self):
+        """The network process: sessions, logs of sessions, threads."""
+        if getattr(self, "_net_pid", None) is None or \
+                not os.path.exists(f"/proc/{self._net_pid}"):
+            self._net_pid = self.network_pid()
+        return self._net_pid
 
     def log(self):
         try:
@@ -546,6 +581,28 @@ class Daemon:
                                      cwd=self.workdir,
                                      start_new_session=True)
         self.pgid = self.proc.pid
+
+    def network_pid(self, timeout=5.0):
+        """The network process: the supervisor's child titled
+        "authrelay: network"."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for p in harness.children_of(self.pid):
+                if harness.cmdline(p)[:1] == ["authrelay: network"]:
+                    return p
+            time.sleep(0.02)
+        pytest.fail(f"no network process under supervisor {self.pid}",
+                    pytrace=False)
+
+    def check_privileges(self):
+        """As root: the network process holds no privilege (issue: the
+        process that reads client bytes)."""
+        problems = harness.privilege_problems(self.network_pid(),
+                                              service_user())
+        if problems:
+            self.expect_exit = None
+            pytest.fail("network process privileges: " +
+                        "; ".join(problems), pytrace=False)
 
     def wait_ready(self, timeout=READY_TIMEOUT):
         if not self.notify.wait_for("READY=1", timeout, self.alive):
@@ -757,6 +814,8 @@ def authrelay(request, tmp_path, pki, smarthost):
             d.trigger = trigger
         if wait_ready:
             d.wait_ready()
+            if os.geteuid() == 0:
+                d.check_privileges()
         return d
 
     yield start

@@ -131,6 +131,38 @@ def parent_of(pid):
     return int(stat[stat.rfind(")") + 2:].split()[1])
 
 
+def proc_status(pid):
+    """/proc/PID/status as a dict of its fields (values as text)."""
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            out[k] = v.strip()
+    return out
+
+
+def privilege_problems(pid, user):
+    """What the network process pid holds that it should not: a uid or
+    gid other than user's in any of the four slots, a capability in any
+    set, no no_new_privs, no seccomp filter. Empty when all is well."""
+    st = proc_status(pid)
+    problems = []
+    for field, want in (("Uid", user.pw_uid), ("Gid", user.pw_gid)):
+        ids = [int(x) for x in st[field].split()]
+        if ids != [want] * 4:
+            problems.append(f"{field} {ids}, want {[want] * 4}")
+    if st.get("Groups", "") not in ("", str(user.pw_gid)):
+        problems.append(f"supplementary groups {st['Groups']!r}")
+    for cap in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
+        if int(st[cap], 16) != 0:
+            problems.append(f"{cap} {st[cap]}, want 0")
+    if st.get("NoNewPrivs") != "1":
+        problems.append(f"NoNewPrivs {st.get('NoNewPrivs')}, want 1")
+    if st.get("Seccomp") != "2":
+        problems.append(f"Seccomp {st.get('Seccomp')}, want 2 (filter)")
+    return problems
+
+
 def rss_kib(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:

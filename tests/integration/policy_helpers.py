@@ -206,9 +206,9 @@ def serving_thread(d, c):
     session c: the one that writes the reply to a NOOP (TLS records go
     out with write(2), which the task's syscw counts). None if that is
     not clear (another session was busy at the same time)."""
-    before = _task_writes(d.pid)
+    before = _task_writes(d.net_pid)
     check(c.cmd("NOOP"), 250, "2.0.0", "NOOP")
-    after = _task_writes(d.pid)
+    after = _task_writes(d.net_pid)
     wrote = [t for t in after if t in before and after[t] > before[t]]
     return wrote[0] if len(wrote) == 1 else None
 

@@ -78,7 +78,7 @@ def test_journal_fields_of_message_and_auth_failure(journal, authrelay,
     want = {
         "SYSLOG_IDENTIFIER": "authrelay",
         "PRIORITY": "6",
-        "_PID": str(d.pid),
+        "_PID": str(d.net_pid),
         "AUTHRELAY_USER": "alice",
         "AUTHRELAY_CLIENT": OTHER_IP,
         "AUTHRELAY_FROM": "alice@example.com",
@@ -119,7 +119,7 @@ def test_journal_fields_of_message_and_auth_failure(journal, authrelay,
     for f in fails:
         want = {"AUTHRELAY_USER": "alice", "AUTHRELAY_CLIENT": OTHER_IP,
                 "PRIORITY": "5", "SYSLOG_IDENTIFIER": "authrelay",
-                "_PID": str(d.pid)}
+                "_PID": str(d.net_pid)}
         bad = {k: f.get(k) for k, v in want.items() if f.get(k) != v}
         assert not bad, f"auth-failure entry: got {bad}, want {want}"
         assert f.get("AUTHRELAY_REASON"), "auth-failure without a reason"
@@ -199,7 +199,7 @@ def test_stderr_one_line_per_event(authrelay, smarthost):
         "connect", "tls", "auth-failure", "auth-failure", "auth-ok",
         "message", "disconnect"], f"got {[r.event for r in recs]}"
     for r in recs:
-        assert r.pid == d.pid, f"got pid {r.pid}, want {d.pid}: {r.line}"
+        assert r.pid == d.net_pid, f"got pid {r.pid}, want {d.net_pid}: {r.line}"
         assert r["client"] == OTHER_IP, r.line
     levels = {r.event: r.level for r in recs}
     assert levels["auth-failure"] == "notice", levels
@@ -246,4 +246,4 @@ def test_stderr_when_journal_stream_does_not_match(authrelay, smarthost):
     c = authed_from(d, "127.0.0.1")
     c.quit()
     rec = wait_record(d, "auth-ok", user="alice")
-    assert rec.pid == d.pid
+    assert rec.pid == d.net_pid

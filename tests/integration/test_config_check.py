@@ -189,3 +189,163 @@ def test_unknown_option_is_an_error():
                        capture_output=True, text=True, timeout=30,
                        env=base_env({}))
     assert r.returncode != 0
+
+
+# --------------------------------------------------------------------------
+# Semantic checks: the names the config gives must work on this system.
+# A problem that would refuse every login is an error (exit 1, "PATH:LINE:
+# message"); one that may be intended a warning (exit 0, "PATH:LINE:
+# warning: message"). NSS is nss_wrapper's (conftest.write_pam_files:
+# mail-senders has alice and carol, staff has bob); PAM service files are
+# pam_wrapper's directory (authrelay, other, ...).
+
+from conftest import sanitizer_env, write_pam_files  # noqa: E402
+
+
+@pytest.fixture
+def semantic_check(tmp_path, config_for_check):
+    """(overrides, pam_dir_files=None) -> (CompletedProcess, path, text).
+    pam_dir_files: names of the files the PAM service directory keeps
+    (None: all that write_pam_files made)."""
+    (tmp_path / "pam").mkdir()
+    pam = write_pam_files(tmp_path / "pam")
+    # A group without members, and nobody's primary group.
+    with open(pam.nss_group, "a") as f:
+        f.write("nobody-here:x:2500:\n")
+
+    def run(overrides, pam_dir_files=None):
+        if pam_dir_files is not None:
+            for p in pam.service_dir.iterdir():
+                if p.name not in pam_dir_files:
+                    p.unlink()
+        path, text = config_for_check(overrides)
+        env = base_env({**pam.env(nss=True), **sanitizer_env(True)})
+        r = subprocess.run([str(AUTHRELAY_BIN), "-t", "-c", str(path)],
+                           env=env, stdin=subprocess.DEVNULL,
+                           capture_output=True, text=True, timeout=30)
+        return r, path, text
+    return run
+
+
+def assert_warning(r, path, line, *words):
+    assert r.returncode == 0, \
+        f"exit {r.returncode}, want 0 (a warning); stderr:\n{r.stderr}"
+    pat = re.compile(rf"^{re.escape(str(path))}:{line}: warning: (.*)$",
+                     re.M)
+    m = pat.search(r.stderr)
+    assert m, f"no '{path}:{line}: warning: ...' line in stderr:\n{r.stderr}"
+    for w in words:
+        assert w in m.group(1), f"warning {m.group(1)!r} does not say {w!r}"
+    assert "configuration is valid" in r.stdout, r.stdout
+
+
+def assert_error(r, path, line, *words):
+    assert_errors(r, path, [line])
+    m = re.search(rf"^{re.escape(str(path))}:{line}: (.*)$", r.stderr, re.M)
+    assert not m.group(1).startswith("warning:"), \
+        f"got a warning, want an error: {m.group(0)}"
+    for w in words:
+        assert w in m.group(1), f"error {m.group(1)!r} does not say {w!r}"
+    assert r.stdout == "", f"stdout on an invalid config: {r.stdout!r}"
+
+
+LDAP = {"auth": {"backend": "ldap"},
+        "ldap": {"uri": "ldap://127.0.0.1:389", "base": "dc=example,dc=com"}}
+
+
+def test_valid_config_prints_one_line_and_no_warning(semantic_check):
+    r, path, _ = semantic_check({
+        "auth": {"require_group": "mail-senders"},
+        "policy": {"send_as": "helpdesk@example.com staff",
+                   "group_rate": "10/1h mail-senders",
+                   "group_recipient_rate": "100/1h staff"}})
+    assert r.returncode == 0, f"exit {r.returncode}; stderr:\n{r.stderr}"
+    assert r.stderr == "", f"got stderr {r.stderr!r}, want none"
+    assert r.stdout.splitlines() == [f"{path}: configuration is valid"], \
+        f"got stdout {r.stdout!r}"
+
+
+# case -> (overrides, key whose line is reported, words in the message)
+ERRORS = {
+    "pam-require-group-missing": (
+        {"auth": {"require_group": "no-such-group"}}, "require_group",
+        ["no-such-group", "no such group", "every login"]),
+    "pam-require-group-is-a-dn": (
+        {"auth": {"require_group": "cn=mail-senders,ou=groups,dc=example"}},
+        "require_group", ["not DNs", "every login"]),
+    "ldap-require-group-not-a-dn": (
+        {**LDAP, "auth": {"backend": "ldap", "require_group": "mail-senders"}},
+        "require_group", ["not a DN", "every login"]),
+}
+
+
+@pytest.mark.parametrize("case", list(ERRORS))
+def test_semantic_error(semantic_check, case):
+    overrides, key, words = ERRORS[case]
+    r, path, text = semantic_check(overrides)
+    assert_error(r, path, line_of(text, f"{key} ="), *words)
+
+
+def test_missing_pam_service_without_other_is_an_error(semantic_check):
+    r, path, text = semantic_check({"pam": {"service": "authrelay-typo"}},
+                                   pam_dir_files={"authrelay"})
+    assert_error(r, path, line_of(text, "service ="), "authrelay-typo",
+                 "every login")
+
+
+WARNINGS = {
+    "pam-one-of-two-require-groups-missing": (
+        {"auth": {"require_group": ["mail-senders", "no-such-group"]}},
+        ("require_group =", 2), ["no-such-group", "no such group"]),
+    "pam-require-group-empty": (
+        {"auth": {"require_group": "nobody-here"}},
+        ("require_group =", 1), ["nobody-here", "no members"]),
+    "pam-send-as-group-missing": (
+        {"policy": {"send_as": "sales@example.com no-such-group"}},
+        ("send_as =", 1), ["no-such-group", "sales@example.com"]),
+    "pam-group-rate-group-missing": (
+        {"policy": {"group_rate": "10/1h no-such-group"}},
+        ("group_rate =", 1), ["no-such-group", "nobody"]),
+    "pam-group-recipient-rate-group-missing": (
+        {"policy": {"group_recipient_rate": "10/1h no-such-group"}},
+        ("group_recipient_rate =", 1), ["no-such-group", "nobody"]),
+    "ldap-one-of-two-require-groups-not-a-dn": (
+        {**LDAP, "auth": {"backend": "ldap", "require_group": [
+            "cn=mail-senders,ou=groups,dc=example,dc=com", "senders"]}},
+        ("require_group =", 2), ["senders", "not a DN"]),
+    "ldap-send-as-group-not-a-dn": (
+        {**LDAP, "policy": {"send_as": "sales@example.com sales"}},
+        ("send_as =", 1), ["not a DN", "sales@example.com"]),
+    "ldap-group-rate-group-not-a-dn": (
+        {**LDAP, "policy": {"group_rate": "10/1h bulk"}},
+        ("group_rate =", 1), ["not a DN"]),
+}
+
+
+@pytest.mark.parametrize("case", list(WARNINGS))
+def test_semantic_warning(semantic_check, case):
+    overrides, (key, nth), words = WARNINGS[case]
+    r, path, text = semantic_check(overrides)
+    assert_warning(r, path, line_of(text, key, nth), *words)
+
+
+def test_missing_pam_service_with_other_is_a_warning(semantic_check):
+    r, path, text = semantic_check({"pam": {"service": "authrelay-typo"}})
+    assert_warning(r, path, line_of(text, "service ="), "authrelay-typo",
+                   "other")
+
+
+@pytest.mark.parametrize("case", ["dn-groups", "no-pam-files"])
+def test_ldap_config_without_problems_is_quiet(semantic_check, case):
+    """DNs (escaped, spaced) are groups; PAM's files do not matter."""
+    if case == "dn-groups":
+        r, _, _ = semantic_check({**LDAP, "auth": {
+            "backend": "ldap", "require_group": [
+                "cn=mail-senders,ou=groups,dc=example,dc=com",
+                "CN=Mail Senders\\2C EU,OU=Groups,DC=corp,DC=example"]},
+            "policy": {"send_as": "sales@example.com cn=sales, ou=groups, "
+                       "dc=example, dc=com"}})
+    else:
+        r, _, _ = semantic_check(LDAP, pam_dir_files=set())
+    assert r.returncode == 0, f"exit {r.returncode}; stderr:\n{r.stderr}"
+    assert r.stderr == "", f"got stderr {r.stderr!r}, want none"

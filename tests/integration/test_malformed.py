@@ -182,7 +182,7 @@ def test_huge_line_keeps_memory_bounded(authrelay):
     d = authrelay()
     with d.session() as c:
         c.expect("NOOP", 250, "2.0.0")
-        before = harness.rss_kib(d.pid)
+        before = harness.rss_kib(d.net_pid)
         chunk = b"x" * 65536
         c.send(b"NOOP ")
         for _ in range(256):
@@ -190,7 +190,7 @@ def test_huge_line_keeps_memory_bounded(authrelay):
         c.send(b"\r\n")
         check(c.read_reply(), 500, "5.5.2", "16 MiB line")
         c.expect("NOOP", 250, "2.0.0")
-        grown = harness.rss_kib(d.pid) - before
+        grown = harness.rss_kib(d.net_pid) - before
         if SANITIZED:
             return      # ASan's quarantine keeps freed TLS buffers: no measure
         assert grown < 8 * 1024, f"daemon RSS grew {grown} KiB for one line"

@@ -204,8 +204,8 @@ def test_client_disconnect(smarthosts, authrelay, state):
     assert_serves(d, sh, "(warm-up)")
     assert sh.wait_idle(5)
     time.sleep(0.2)
-    base = fd_count(d.pid)
-    base_fds = fds(d.pid)
+    base = fd_count(d.net_pid)
+    base_fds = fds(d.net_pid)
     n_before = len(sh.messages)
     t_before = len(sh.all_transactions())
 
@@ -244,9 +244,9 @@ def test_client_disconnect(smarthosts, authrelay, state):
     assert sh.wait_for(lambda: all(s.closed.is_set() for s in sh.sessions),
                        10), \
         f"the relay connection stayed open after the client left ({state})"
-    got = wait_fd_count(d.pid, base, timeout=10)
+    got = wait_fd_count(d.net_pid, base, timeout=10)
     assert got == base, f"fd leak after a client disconnect ({state}): " \
-        f"{got} open, baseline {base}\nnow: {fds(d.pid)}\n" \
+        f"{got} open, baseline {base}\nnow: {fds(d.net_pid)}\n" \
         f"baseline: {base_fds}"
     if state in ("after-final-dot", "waiting-for-dot-reply"):
         new = sh.messages[n_before:]
@@ -439,12 +439,12 @@ def test_data_refused_again_and_again_does_not_grow_memory(smarthosts,
     c.expect("RCPT TO:<bob@example.net>", 250)
     for _ in range(50):
         c.expect("DATA", 451, "4.3.0")
-    base = harness.rss_kib(d.pid)
+    base = harness.rss_kib(d.net_pid)
     for _ in range(20):
         c.send("DATA\r\n" * 50)
         for _ in range(50):
             check(c.read_reply(), 451, "4.3.0", what="DATA")
-    growth = harness.rss_kib(d.pid) - base
+    growth = harness.rss_kib(d.net_pid) - base
     c.expect("RSET", 250)
     c.quit()
     if conftest.SANITIZED:

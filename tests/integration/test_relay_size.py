@@ -188,9 +188,9 @@ def test_50mb_message_streams_with_flat_memory(smarthosts, authrelay):
     c.quit()
     assert sh.wait_idle(10)
     time.sleep(0.2)
-    base = harness.rss_kib(d.pid)
+    base = harness.rss_kib(d.net_pid)
 
-    sampler = Sampler(d.pid)
+    sampler = Sampler(d.net_pid)
     sampler.start()
     t0 = time.monotonic()
     c = d.authed(USER)
@@ -202,7 +202,7 @@ def test_50mb_message_streams_with_flat_memory(smarthosts, authrelay):
     sampler.stop()
     check(r, 250, "2.0.0", what="end of the 50 MB message")
     c.quit()
-    after = harness.rss_kib(d.pid)
+    after = harness.rss_kib(d.net_pid)
 
     t = sh.messages[-1]
     _m, rest = split_tagged(t.data)

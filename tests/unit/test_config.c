@@ -1243,12 +1243,42 @@ static void test_golden(void)
 	}
 }
 
-/* The shipped example must stay valid and mean what it says. */
+/* The example with each "#key = value" line that shows a value
+ * uncommented (listen's lines are examples, not defaults): written to a
+ * temporary file whose path goes to path_r. */
+static int uncomment_defaults(const char *src, char *path_r, size_t size)
+{
+	char line[4200];
+	FILE *in = fopen(src, "r"), *out;
+	int fd;
+
+	snprintf(path_r, size, "/tmp/test_config_example.XXXXXX");
+	fd = mkstemp(path_r);
+	if (in == NULL || fd < 0 || (out = fdopen(fd, "w")) == NULL) {
+		if (in != NULL)
+			fclose(in);
+		return -1;
+	}
+	while (fgets(line, sizeof(line), in) != NULL) {
+		const char *eq = strstr(line, " = ");
+		bool key = line[0] == '#' && line[1] >= 'a' && line[1] <= 'z' &&
+			   eq != NULL && eq[3] != '\n' &&
+			   strncmp(line, "#listen", 7) != 0;
+
+		fputs(key ? line + 1 : line, out);
+	}
+	fclose(in);
+	return fclose(out);
+}
+
+/* The shipped example must stay valid and mean what it says: only cert,
+ * key and smarthost are set, and every value it shows commented out is
+ * the default. */
 static void test_example(void)
 {
 	struct config_errors errs = { NULL, 0 };
-	char path[PATH_MAX];
-	struct config *c;
+	char path[PATH_MAX], tmp[64];
+	struct config *c, *d = NULL;
 
 	snprintf(path, sizeof(path), "%s/../../contrib/authrelay.conf",
 		 SRCDIR);
@@ -1256,25 +1286,53 @@ static void test_example(void)
 	CHECK(c != NULL, "%s: got NULL, want a config", path);
 	print_errors(&errs);
 	config_errors_clear(&errs);
-	if (c == NULL)
-		return;
-	CHECK_STR(c->hostname, "mail.example.com", "example hostname");
-	CHECK_INT(c->n_listen, 4, "example n_listen");
-	CHECK_INT(c->n_tls, 2, "example n_tls");
-	CHECK_INT(c->backend, AUTH_BACKEND_PAM, "example backend");
-	CHECK_INT(c->n_ldap_uri, 2, "example n_ldap_uri");
-	CHECK_INT(c->n_smarthost, 2, "example n_smarthost");
-	CHECK_STR(c->identity_header, "X-Authenticated-User",
-		  "example identity_header");
-	for (size_t i = 0; i < c->n_tls; i++) {
-		CHECK(strncmp(c->tls[i].cert, "/etc/authrelay/", 15) == 0,
-		      "example cert: got %s, want /etc/authrelay/...",
-		      c->tls[i].cert);
-		CHECK(strncmp(c->tls[i].key, "/etc/authrelay/", 15) == 0,
-		      "example key: got %s, want /etc/authrelay/...",
-		      c->tls[i].key);
+	if (uncomment_defaults(path, tmp, sizeof(tmp)) == 0) {
+		d = config_load(tmp, false, &errs);
+		CHECK(d != NULL, "example with the defaults uncommented: got "
+		      "NULL, want a config");
+		print_errors(&errs);
+		config_errors_clear(&errs);
+		unlink(tmp);
+	} else {
+		CHECK(0, "cannot write %s", tmp);
 	}
+	if (c == NULL || d == NULL) {
+		config_free(&c);
+		config_free(&d);
+		return;
+	}
+	CHECK_INT(c->n_listen, 0, "example n_listen");
+	CHECK_INT(c->n_tls, 1, "example n_tls");
+	CHECK_INT(c->n_smarthost, 1, "example n_smarthost");
+	CHECK_INT(c->n_require_group, 0, "example n_require_group");
+	CHECK_STR(c->tls[0].cert, "/etc/authrelay/tls/fullchain.pem",
+		  "example cert");
+	CHECK_STR(c->tls[0].key, "/etc/authrelay/tls/privkey.pem",
+		  "example key");
+#define SAME(f) CHECK_INT(d->f, c->f, "example, default shown for " #f)
+	SAME(max_message_size); SAME(max_recipients); SAME(max_connections);
+	SAME(max_connections_per_ip); SAME(max_bad_commands);
+	SAME(command_timeout_usec); SAME(data_timeout_usec);
+	SAME(shutdown_timeout_usec); SAME(proxy_protocol); SAME(threads);
+	SAME(tls_min_version); SAME(handshake_timeout_usec);
+	SAME(backend); SAME(mechanisms); SAME(cache_ttl_usec);
+	SAME(failure_delay_usec); SAME(workers); SAME(worker_max_requests);
+	SAME(worker_timeout_usec); SAME(max_failures_per_ip);
+	SAME(failure_window_usec); SAME(block_time_usec);
+	SAME(ldap_starttls); SAME(ldap_timeout_usec);
+	SAME(ldap_group_membership); SAME(ldap_nested_groups);
+	SAME(n_ldap_address_attributes); SAME(relay_tls);
+	SAME(relay_tls_verify); SAME(relay_connect_timeout_usec);
+	SAME(xclient); SAME(sender_check); SAME(bare_newline);
+	SAME(allow_null_sender);
+#undef SAME
+	CHECK_STR(d->pam_service, c->pam_service, "example pam service");
+	CHECK_STR(d->ldap_user_filter, c->ldap_user_filter,
+		  "example user_filter");
+	CHECK_STR(d->identity_header, c->identity_header,
+		  "example identity_header");
 	config_free(&c);
+	config_free(&d);
 }
 
 int main(void)
