@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "relay_profile.h"
 #include "xalloc.h"
 
 #ifndef AUTH_WORKER_PATH
@@ -367,6 +368,25 @@ static const char *check_has_login(const char *s)
 {
 	/* Without %u every login would find the same entry. */
 	return strstr(s, "%u") != NULL ? NULL : "must contain %u";
+}
+
+static const char *check_profile(const char *s)
+{
+	char arg[RELAY_PROFILE_ARG_MAX + 1];
+	const char *error = NULL;
+
+	return relay_profile_find(s, arg, &error) != NULL ? NULL : error;
+}
+
+/* RFC 6749 §3.2: the token endpoint MUST be reached over TLS. */
+static const char *check_https_url(const char *s)
+{
+	if (strncasecmp(s, "https://", 8) != 0 || s[8] == '\0' || s[8] == '/')
+		return "must be an https:// URL";
+	for (; *s != '\0'; s++)
+		if (*s == ' ' || *s == '"' || *s == '<' || *s == '>')
+			return "must be an https:// URL";
+	return NULL;
 }
 
 static const char *check_header_name(const char *s)
@@ -920,6 +940,15 @@ static const struct enum_name relay_tls_names[] = {
 	{ "none", RELAY_TLS_NONE }, { "starttls", RELAY_TLS_STARTTLS },
 	{ "tls", RELAY_TLS_TLS }, { NULL, 0 },
 };
+static const struct enum_name relay_auth_mech_names[] = {
+	{ "plain", RELAY_AUTH_PLAIN }, { "login", RELAY_AUTH_LOGIN },
+	{ "xoauth2", RELAY_AUTH_XOAUTH2 },
+	{ "oauthbearer", RELAY_AUTH_OAUTHBEARER }, { NULL, 0 },
+};
+static const struct enum_name oauth2_grant_names[] = {
+	{ "client_credentials", OAUTH2_GRANT_CLIENT_CREDENTIALS },
+	{ "jwt_bearer", OAUTH2_GRANT_JWT_BEARER }, { NULL, 0 },
+};
 static const struct enum_name sender_check_names[] = {
 	{ "off", SENDER_CHECK_OFF }, { "envelope", SENDER_CHECK_ENVELOPE },
 	{ "header", SENDER_CHECK_HEADER }, { "both", SENDER_CHECK_BOTH },
@@ -935,6 +964,8 @@ _Static_assert(sizeof(enum auth_backend) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum ldap_membership) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum relay_tls) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum sender_check) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum relay_auth_mech) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum oauth2_grant) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum bare_newline) == sizeof(int), "enum size");
 
 #define OFF(f) offsetof(struct config, f)
@@ -1027,6 +1058,21 @@ static const struct key_def keys[] = {
 	{ "relay", "identity_header", set_string_keep_empty,
 	  OFF(identity_header), KEY_EMPTY_OK, 0, 0, NULL, check_header_name },
 	BOOL("relay", "xclient", xclient),
+	STR("relay", "profile", relay_profile, 0, check_profile),
+	ENUM("relay", "auth_mechanism", relay_auth_mech, relay_auth_mech_names),
+	ENUM("relay", "oauth2_grant", oauth2_grant, oauth2_grant_names),
+	STR("relay", "oauth2_token_url", oauth2_token_url, 0, check_https_url),
+	STR("relay", "oauth2_client_id", oauth2_client_id, 0, NULL),
+	STR("relay", "oauth2_scope", oauth2_scope, 0, NULL),
+	PATH("relay", "oauth2_ca_file", oauth2_ca_file, KEY_FILE),
+	PATH("relay", "oauth2_client_secret_file", oauth2_client_secret_file,
+	     KEY_FILE),
+	PATH("relay", "oauth2_client_certificate", oauth2_client_certificate,
+	     KEY_FILE),
+	PATH("relay", "oauth2_client_key", oauth2_client_key, KEY_FILE),
+	PATH("relay", "oauth2_service_account_file",
+	     oauth2_service_account_file, KEY_FILE),
+	DUR("relay", "oauth2_timeout", oauth2_timeout_usec, SECOND, 5 * MINUTE),
 
 	ENUM("policy", "sender_check", sender_check, sender_check_names),
 	ENUM("policy", "bare_newline", bare_newline, bare_newline_names),
@@ -1298,6 +1344,7 @@ static void set_defaults(struct config *c)
 	c->relay_tls_verify = true;
 	c->relay_connect_timeout_usec = 30 * SECOND;
 	c->identity_header = xstrdup("X-Authenticated-User");
+	c->oauth2_timeout_usec = 20 * SECOND;
 
 	c->sender_check = SENDER_CHECK_BOTH;
 	c->bare_newline = BARE_NEWLINE_REJECT;
@@ -1339,6 +1386,280 @@ static void check_tls(struct parser *p)
 	     cert ? "cert" : "key", cert ? "key" : "cert", p->n_cert, p->n_key);
 }
 
+/* [relay] profile: fill in what the config does not give itself. */
+static void apply_profile(struct parser *p)
+{
+	struct config *c = p->cfg;
+	const struct relay_profile *prof;
+	char arg[RELAY_PROFILE_ARG_MAX + 1], buf[512];
+	const char *error = NULL;
+	unsigned line = key_line(p, "relay", "profile");
+	bool oauth;
+
+	if (c->relay_profile == NULL)
+		return;
+	prof = relay_profile_find(c->relay_profile, arg, &error);
+	if (prof == NULL)
+		return;		/* reported at its line */
+	if (c->n_smarthost == 0) {
+		struct config_hostport *h;
+
+		c->smarthost = xcalloc(1, sizeof(*c->smarthost));
+		h = &c->smarthost[c->n_smarthost++];
+		/* The format comes from the table: "%s" is the argument. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+		snprintf(buf, sizeof(buf), prof->host, arg);
+#pragma GCC diagnostic pop
+		h->host = xstrdup(buf);
+		h->port = xstrdup(prof->port);
+		h->line = line;
+		c->relay_filled |= RELAY_FILLED_SMARTHOST;
+	}
+	if (key_line(p, "relay", "tls") == 0) {
+		c->relay_tls = prof->tls;
+		c->relay_filled |= RELAY_FILLED_TLS;
+	}
+	if (key_line(p, "relay", "auth_mechanism") == 0 &&
+	    prof->mech != RELAY_AUTH_AUTO) {
+		c->relay_auth_mech = prof->mech;
+		c->relay_filled |= RELAY_FILLED_MECH;
+	}
+	if (key_line(p, "relay", "auth_user") == 0 && prof->auth_user != NULL) {
+		c->relay_auth_user = xstrdup(prof->auth_user);
+		c->relay_filled |= RELAY_FILLED_USER;
+	}
+	/* The OAuth2 defaults only where OAuth2 is what ends up in use. */
+	oauth = c->relay_auth_mech == RELAY_AUTH_XOAUTH2 ||
+		c->relay_auth_mech == RELAY_AUTH_OAUTHBEARER;
+	if (oauth && prof->grant != OAUTH2_GRANT_NONE &&
+	    key_line(p, "relay", "oauth2_grant") == 0) {
+		c->oauth2_grant = prof->grant;
+		c->relay_filled |= RELAY_FILLED_GRANT;
+	}
+	if (oauth && prof->token_url != NULL && arg[0] != '\0' &&
+	    key_line(p, "relay", "oauth2_token_url") == 0) {
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+		snprintf(buf, sizeof(buf), prof->token_url, arg);
+#pragma GCC diagnostic pop
+		c->oauth2_token_url = xstrdup(buf);
+		c->relay_filled |= RELAY_FILLED_TOKEN_URL;
+	}
+	if (oauth && prof->scope != NULL &&
+	    key_line(p, "relay", "oauth2_scope") == 0) {
+		c->oauth2_scope = xstrdup(prof->scope);
+		c->relay_filled |= RELAY_FILLED_SCOPE;
+	}
+	if (prof->needs_ca && c->relay_ca_file == NULL && c->relay_tls_verify)
+		perr(p, line, "[relay] profile = %s: set [relay] ca_file to "
+		     "its exported certificate (or tls_verify = no)",
+		     prof->name);
+}
+
+/* The line of a [relay] key, or of the profile that filled it in. */
+static unsigned relay_line(const struct parser *p, const char *name,
+			   unsigned filled)
+{
+	unsigned line = key_line(p, "relay", name);
+
+	if (line == 0 && (p->cfg->relay_filled & filled))
+		line = key_line(p, "relay", "profile");
+	return line;
+}
+
+static const char *enum_to_name(const struct enum_name *names, int value)
+{
+	for (; names->name != NULL; names++)
+		if (names->value == value)
+			return names->name;
+	return "?";
+}
+
+/* The credential at the smarthost: a password, or an OAuth2 token
+ * fetched with one of two grants (RFC 6749 §4.4 client credentials,
+ * RFC 7523 §2.1 JWT bearer). */
+static void check_relay_auth(struct parser *p)
+{
+	struct config *c = p->cfg;
+	bool oauth = c->relay_auth_mech == RELAY_AUTH_XOAUTH2 ||
+		     c->relay_auth_mech == RELAY_AUTH_OAUTHBEARER;
+	const char *mech = enum_to_name(relay_auth_mech_names,
+					c->relay_auth_mech);
+	unsigned mline = relay_line(p, "auth_mechanism", RELAY_FILLED_MECH);
+	unsigned uline = relay_line(p, "auth_user", RELAY_FILLED_USER);
+	unsigned gline = relay_line(p, "oauth2_grant", RELAY_FILLED_GRANT);
+	unsigned pwline = key_line(p, "relay", "auth_password_file");
+
+	if (c->relay_auth_user != NULL &&
+	    strcmp(c->relay_auth_user, "@sender") == 0) {
+		c->relay_auth_sender = true;
+		free(c->relay_auth_user);
+		c->relay_auth_user = NULL;
+	}
+	if (!oauth) {
+		for (size_t i = 0; i < N_KEYS; i++)
+			if (p->key_line[i] != 0 &&
+			    strcmp(keys[i].section, "relay") == 0 &&
+			    strncmp(keys[i].name, "oauth2_", 7) == 0 &&
+			    /* Harmless alone, and shown at its default in
+			     * the example configuration. */
+			    strcmp(keys[i].name, "oauth2_timeout") != 0)
+				perr(p, p->key_line[i], "[relay] %s needs "
+				     "auth_mechanism = xoauth2 or oauthbearer",
+				     keys[i].name);
+		if (c->relay_auth_sender)
+			perr(p, uline, "[relay] auth_user = @sender needs "
+			     "auth_mechanism = xoauth2 or oauthbearer (a "
+			     "password belongs to one account)");
+		else if (c->relay_auth_user != NULL &&
+			 c->relay_auth_password_file == NULL)
+			perr(p, uline, "[relay] auth_user needs "
+			     "auth_password_file");
+		if (c->relay_auth_user == NULL && !c->relay_auth_sender &&
+		    c->relay_auth_password_file != NULL)
+			perr(p, pwline, "[relay] auth_password_file needs "
+			     "auth_user");
+		if (c->relay_auth_mech != RELAY_AUTH_AUTO &&
+		    c->relay_auth_user == NULL && !c->relay_auth_sender &&
+		    c->relay_auth_password_file == NULL)
+			perr(p, mline, "[relay] auth_mechanism = %s needs "
+			     "auth_user and auth_password_file", mech);
+		return;
+	}
+	if (c->relay_auth_user == NULL && !c->relay_auth_sender)
+		perr(p, mline, "[relay] auth_mechanism = %s needs auth_user "
+		     "(the mailbox, or @sender)", mech);
+	if (c->relay_auth_password_file != NULL)
+		perr(p, pwline, "[relay] auth_password_file is not used with "
+		     "auth_mechanism = %s", mech);
+	switch (c->oauth2_grant) {
+	case OAUTH2_GRANT_NONE:
+		perr(p, mline, "[relay] auth_mechanism = %s needs oauth2_grant",
+		     mech);
+		break;
+	case OAUTH2_GRANT_CLIENT_CREDENTIALS: {
+		bool secret = c->oauth2_client_secret_file != NULL;
+		bool cert = c->oauth2_client_certificate != NULL ||
+			    c->oauth2_client_key != NULL;
+
+		if (c->oauth2_token_url == NULL)
+			perr(p, gline, "[relay] oauth2_grant = "
+			     "client_credentials needs oauth2_token_url (or "
+			     "profile = microsoft365:TENANT)");
+		if (c->oauth2_client_id == NULL)
+			perr(p, gline, "[relay] oauth2_grant = "
+			     "client_credentials needs oauth2_client_id");
+		if (!secret && !cert)
+			perr(p, gline, "[relay] oauth2_grant = "
+			     "client_credentials needs oauth2_client_secret_file"
+			     ", or oauth2_client_certificate and "
+			     "oauth2_client_key");
+		if (secret && cert)
+			perr(p, key_line(p, "relay", "oauth2_client_secret_file"),
+			     "[relay] oauth2_client_secret_file and a client "
+			     "certificate: give one of them");
+		if (c->oauth2_client_certificate == NULL &&
+		    c->oauth2_client_key != NULL)
+			perr(p, key_line(p, "relay", "oauth2_client_key"),
+			     "[relay] oauth2_client_key needs "
+			     "oauth2_client_certificate");
+		if (c->oauth2_client_certificate != NULL &&
+		    c->oauth2_client_key == NULL)
+			perr(p, key_line(p, "relay", "oauth2_client_certificate"),
+			     "[relay] oauth2_client_certificate needs "
+			     "oauth2_client_key");
+		if (c->oauth2_service_account_file != NULL)
+			perr(p, key_line(p, "relay",
+					 "oauth2_service_account_file"),
+			     "[relay] oauth2_service_account_file is for "
+			     "oauth2_grant = jwt_bearer");
+		if (c->oauth2_scope == NULL) {
+			c->oauth2_scope =
+				xstrdup("https://outlook.office365.com/.default");
+			c->relay_filled |= RELAY_DEFAULT_SCOPE;
+		}
+		break;
+	}
+	case OAUTH2_GRANT_JWT_BEARER: {
+		static const char *const not_here[] = {
+			"oauth2_client_secret_file", "oauth2_client_certificate",
+			"oauth2_client_key",
+		};
+
+		if (c->oauth2_service_account_file == NULL)
+			perr(p, gline, "[relay] oauth2_grant = jwt_bearer needs "
+			     "oauth2_service_account_file");
+		for (size_t i = 0; i < 3; i++)
+			if (key_line(p, "relay", not_here[i]) != 0)
+				perr(p, key_line(p, "relay", not_here[i]),
+				     "[relay] %s is for oauth2_grant = "
+				     "client_credentials", not_here[i]);
+		if (c->oauth2_scope == NULL) {
+			c->oauth2_scope = xstrdup("https://mail.google.com/");
+			c->relay_filled |= RELAY_DEFAULT_SCOPE;
+		}
+		break;
+	}
+	}
+}
+
+static void describe(FILE *out, const char *key, const char *value,
+		     const struct config *c, unsigned filled)
+{
+	if (filled == RELAY_FILLED_SCOPE &&
+	    (c->relay_filled & RELAY_DEFAULT_SCOPE)) {
+		fprintf(out, "[relay] %s = %s  (default)\n", key, value);
+		return;
+	}
+	fprintf(out, "[relay] %s = %s  (%s%s)\n", key, value,
+		(c->relay_filled & filled) ? "profile " : "",
+		(c->relay_filled & filled) ? c->relay_profile : "set");
+}
+
+void config_describe_relay(const struct config *c, FILE *out)
+{
+	char hp[600];
+
+	if (c->relay_profile == NULL)
+		return;
+	fprintf(out, "[relay] profile = %s\n", c->relay_profile);
+	for (size_t i = 0; i < c->n_smarthost; i++) {
+		snprintf(hp, sizeof(hp), "%s:%s", c->smarthost[i].host,
+			 c->smarthost[i].port);
+		describe(out, "smarthost", hp, c, RELAY_FILLED_SMARTHOST);
+	}
+	describe(out, "tls", enum_to_name(relay_tls_names, c->relay_tls), c,
+		 RELAY_FILLED_TLS);
+	if (c->relay_auth_mech == RELAY_AUTH_AUTO)
+		fprintf(out, "[relay] auth_mechanism = plain or login, as "
+			"offered  (default)\n");
+	else
+		describe(out, "auth_mechanism",
+			 enum_to_name(relay_auth_mech_names, c->relay_auth_mech),
+			 c, RELAY_FILLED_MECH);
+	if (c->relay_auth_sender)
+		describe(out, "auth_user", "@sender", c, 0);
+	else if (c->relay_auth_user != NULL)
+		describe(out, "auth_user", c->relay_auth_user, c,
+			 RELAY_FILLED_USER);
+	if (c->relay_auth_password_file != NULL)
+		describe(out, "auth_password_file", c->relay_auth_password_file,
+			 c, 0);
+	if (c->oauth2_grant != OAUTH2_GRANT_NONE)
+		describe(out, "oauth2_grant",
+			 enum_to_name(oauth2_grant_names, c->oauth2_grant), c,
+			 RELAY_FILLED_GRANT);
+	if (c->oauth2_token_url != NULL)
+		describe(out, "oauth2_token_url", c->oauth2_token_url, c,
+			 RELAY_FILLED_TOKEN_URL);
+	if (c->oauth2_scope != NULL)
+		describe(out, "oauth2_scope", c->oauth2_scope, c,
+			 RELAY_FILLED_SCOPE);
+	if (c->oauth2_client_id != NULL)
+		describe(out, "oauth2_client_id", c->oauth2_client_id, c, 0);
+}
+
 static void check_pairs(struct parser *p)
 {
 	struct config *c = p->cfg;
@@ -1355,12 +1676,7 @@ static void check_pairs(struct parser *p)
 	if (c->ldap_bind_dn == NULL && c->ldap_bind_password_file != NULL)
 		perr(p, key_line(p, "ldap", "bind_password_file"),
 		     "[ldap] bind_password_file needs bind_dn");
-	if (c->relay_auth_user != NULL && c->relay_auth_password_file == NULL)
-		perr(p, key_line(p, "relay", "auth_user"),
-		     "[relay] auth_user needs auth_password_file");
-	if (c->relay_auth_user == NULL && c->relay_auth_password_file != NULL)
-		perr(p, key_line(p, "relay", "auth_password_file"),
-		     "[relay] auth_password_file needs auth_user");
+	check_relay_auth(p);
 	if (c->n_smarthost == 0)
 		perr(p, 0, "no [relay] smarthost configured");
 }
@@ -1492,6 +1808,7 @@ static struct config *load(const char *path, int fd, const void *text,
 		parse_file(&p, f);
 		fclose(f);
 		default_hostname(&p);
+		apply_profile(&p);
 		check_tls(&p);
 		check_pairs(&p);
 		if (check_files_too)
@@ -1581,6 +1898,15 @@ void config_free(struct config **config)
 	free(c->relay_ca_file);
 	free(c->relay_auth_user);
 	free(c->relay_auth_password_file);
+	free(c->relay_profile);
+	free(c->oauth2_token_url);
+	free(c->oauth2_client_id);
+	free(c->oauth2_scope);
+	free(c->oauth2_ca_file);
+	free(c->oauth2_client_secret_file);
+	free(c->oauth2_client_certificate);
+	free(c->oauth2_client_key);
+	free(c->oauth2_service_account_file);
 	free(c->identity_header);
 	free(c);
 	*config = NULL;

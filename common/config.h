@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define USEC_PER_SEC 1000000ULL
 
@@ -38,6 +39,21 @@ enum relay_tls { RELAY_TLS_NONE, RELAY_TLS_STARTTLS, RELAY_TLS_TLS };
 enum sender_check { SENDER_CHECK_OFF, SENDER_CHECK_ENVELOPE,
 		    SENDER_CHECK_HEADER, SENDER_CHECK_BOTH };
 enum bare_newline { BARE_NEWLINE_REJECT, BARE_NEWLINE_NORMALIZE };
+/* [relay] auth_mechanism: AUTO takes PLAIN, else LOGIN, as the smarthost
+ * offers them (with auth_user and auth_password_file). */
+enum relay_auth_mech { RELAY_AUTH_AUTO, RELAY_AUTH_PLAIN, RELAY_AUTH_LOGIN,
+		       RELAY_AUTH_XOAUTH2, RELAY_AUTH_OAUTHBEARER };
+enum oauth2_grant { OAUTH2_GRANT_NONE, OAUTH2_GRANT_CLIENT_CREDENTIALS,
+		    OAUTH2_GRANT_JWT_BEARER };
+/* Which [relay] keys a profile filled in (config_describe_relay). */
+#define RELAY_FILLED_SMARTHOST	0x01u
+#define RELAY_FILLED_TLS	0x02u
+#define RELAY_FILLED_MECH	0x04u
+#define RELAY_FILLED_USER	0x08u
+#define RELAY_FILLED_GRANT	0x10u
+#define RELAY_FILLED_TOKEN_URL	0x20u
+#define RELAY_FILLED_SCOPE	0x40u
+#define RELAY_DEFAULT_SCOPE	0x80u	/* the grant's default scope */
 
 /* [policy] send_as = ADDRESS GROUP: members of GROUP (an NSS group name
  * for pam, a group DN for ldap) may send as ADDRESS (shared mailboxes). */
@@ -146,6 +162,24 @@ struct config {
 	uint64_t relay_connect_timeout_usec;	/* default 30s */
 	char *identity_header;		/* default X-Authenticated-User, "" = none */
 	bool xclient;
+	/* profile = NAME[:ARG] fills the keys above and below that are not
+	 * given (common/relay_profile.h); relay_filled says which. */
+	char *relay_profile;
+	unsigned relay_filled;		/* RELAY_FILLED_* */
+	enum relay_auth_mech relay_auth_mech;	/* default auto */
+	/* auth_user = @sender: each user authenticates upstream as their
+	 * own address (relay_auth_user is then NULL). */
+	bool relay_auth_sender;
+	enum oauth2_grant oauth2_grant;
+	char *oauth2_token_url;		/* https:// only */
+	char *oauth2_client_id;
+	char *oauth2_scope;		/* default per grant */
+	char *oauth2_ca_file;		/* NULL: the system store */
+	char *oauth2_client_secret_file;
+	char *oauth2_client_certificate;	/* PEM, with oauth2_client_key */
+	char *oauth2_client_key;
+	char *oauth2_service_account_file;	/* Google's JSON key */
+	uint64_t oauth2_timeout_usec;	/* whole token request, default 20s */
 
 	/* [policy] */
 	enum sender_check sender_check;	/* default both */
@@ -192,6 +226,11 @@ unsigned config_key_line(const struct config *config, const char *section,
  * section in *section_r, NULL past the last (for the documentation
  * check). */
 const char *config_key_at(size_t i, const char **section_r);
+/* What [relay] amounts to after the profile, one "[relay] key = value"
+ * line each with where it came from ("profile NAME" or "set"), for
+ * `authrelay -t`. Prints nothing when no profile is set. Never prints a
+ * secret: files are named, not read. */
+void config_describe_relay(const struct config *cfg, FILE *out);
 
 void config_errors_add(struct config_errors *errs, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

@@ -603,6 +603,7 @@ int main(int argc, char **argv)
 		config_free(&sp.cfg);
 		if (r < 0 || n > 0)
 			return 1;
+		config_describe_relay(sp.cfg, stdout);
 		printf("%s: configuration is valid\n", config_path);
 		return 0;
 	}

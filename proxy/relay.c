@@ -22,8 +22,10 @@
 #include "log.h"
 #include "relay.h"
 #include "relay_targets.h"
+#include "relay_token.h"
 #include "settings.h"
 #include "strbuf.h"
+#include "tls.h"
 #include "xalloc.h"
 
 /* RFC 5321 §4.5.3.1.5: a reply line is at most 512 octets with CRLF. */
@@ -47,6 +49,8 @@ enum relay_state {
 	R_AUTH,			/* AUTH PLAIN sent, or LOGIN password sent */
 	R_AUTH_LOGIN_USER,	/* AUTH LOGIN sent */
 	R_AUTH_LOGIN_PASS,	/* user name sent */
+	R_AUTH_OAUTH,		/* AUTH XOAUTH2 / OAUTHBEARER sent */
+	R_AUTH_OAUTH_ERR,	/* the error challenge answered */
 	R_XCLIENT,
 	R_READY,
 	R_CMD,			/* a command is waiting for its reply */
@@ -79,10 +83,13 @@ struct relay {
 
 	struct relay_reply_reader rd;	/* the reply being read */
 	char fail_reason[RELAY_TEXT_MAX + 1];
+	const char *fail_enh;		/* NULL: 4.4.1 */
+	char oauth_error[120];		/* the error challenge, for the log */
 };
 
 static void relay_try_next(struct relay *r);
 static void relay_connect(struct relay *r);
+static void after_ehlo(struct relay *r);
 
 static const struct relay_target *cur_target(const struct relay *r)
 {
@@ -140,7 +147,8 @@ static void relay_failed(struct relay *r)
 	struct relay_reply rep;
 
 	r->state = R_DEAD;
-	reply_set(&rep, 451, "4.4.1", "%s", r->fail_reason);
+	reply_set(&rep, 451, r->fail_enh != NULL ? r->fail_enh : "4.4.1", "%s",
+		  r->fail_reason);
 	if (r->cb == NULL) {
 		relay_free(r);
 		return;
@@ -178,6 +186,13 @@ static void relay_fail(struct relay *r, const char *fmt, ...)
 	relay_failed(r);
 }
 
+static void sent(struct relay *r, enum relay_state next, uint64_t timeout)
+{
+	r->state = next;
+	relay_reply_begin(&r->rd);
+	conn_set_deadline(r->conn, timeout);
+}
+
 static void send_line(struct relay *r, enum relay_state next,
 		      uint64_t timeout, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
@@ -207,9 +222,7 @@ static void send_line(struct relay *r, enum relay_state next,
 	}
 	conn_write(r->conn, strbuf_str(&sb), strbuf_len(&sb));
 	explicit_bzero(buf, sizeof(buf));
-	r->state = next;
-	relay_reply_begin(&r->rd);
-	conn_set_deadline(r->conn, timeout);
+	sent(r, next, timeout);
 }
 
 /* Credentials */
@@ -270,6 +283,179 @@ static void send_login_secret(struct relay *r, bool password)
 	explicit_bzero(b64, sizeof(b64));
 }
 
+/* OAuth2 (the token comes from the supervisor through relay_token) */
+
+static const char *oauth_mailbox(const struct relay *r)
+{
+	return r->cfg->relay_auth_sender ? r->address : r->cfg->relay_auth_user;
+}
+
+/* Our credential cannot be used or was refused: no other smarthost
+ * would take it either. The client gets 451 4.7.0 and keeps the
+ * message. */
+static void relay_fail_auth(struct relay *r, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void relay_fail_auth(struct relay *r, const char *fmt, ...)
+{
+	char reason[RELAY_TEXT_MAX + 1];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	r->fail_enh = "4.7.0";
+	r->setting_up = false;
+	relay_fail(r, "%s", reason);
+}
+
+/* RFC 5801 §4 saslname: ',' and '=' escaped in the gs2 header. */
+static size_t saslname(char *out, const char *in)
+{
+	size_t o = 0;
+
+	for (; *in != '\0'; in++) {
+		if (*in == ',' || *in == '=') {
+			memcpy(out + o, *in == ',' ? "=2C" : "=3D", 3);
+			o += 3;
+		} else {
+			out[o++] = *in;
+		}
+	}
+	return o;
+}
+
+static void send_auth_oauth(struct relay *r)
+{
+	bool bearer = r->cfg->relay_auth_mech == RELAY_AUTH_OAUTHBEARER;
+	const char *mailbox = oauth_mailbox(r);
+	const char *mech = bearer ? "OAUTHBEARER" : "XOAUTH2";
+	const struct relay_target *t = cur_target(r);
+	char *token, *raw, *b64;
+	size_t n = 0, tlen, rawmax;
+
+	if (!(bearer ? r->rd.caps.auth_oauthbearer : r->rd.caps.auth_xoauth2)) {
+		relay_fail(r, "AUTH %s not offered", mech);
+		return;
+	}
+	if (mailbox == NULL || strlen(mailbox) > AUTH_USER_MAX) {
+		relay_fail_auth(r, "no address of the user to authenticate "
+				"upstream as (auth_user = @sender)");
+		return;
+	}
+	token = xmalloc(RELAY_TOKEN_MAX + 1);
+	if (relay_token_lookup(mailbox, token, RELAY_TOKEN_MAX + 1) < 0) {
+		free(token);
+		relay_fail_auth(r, "no OAuth2 access token for %s yet (one "
+				"is being fetched; see authrelay-token's log)",
+				mailbox);
+		return;
+	}
+	tlen = strlen(token);
+	rawmax = 3 * AUTH_USER_MAX + strlen(t->host) + strlen(t->port) +
+		 tlen + 64;
+	raw = xmalloc(rawmax);
+	if (bearer) {
+		/* RFC 7628 §3.1: gs2-header, then key=value pairs each
+		 * ended by ^A, and a final ^A. */
+		memcpy(raw, "n,a=", 4);
+		n = 4 + saslname(raw + 4, mailbox);
+		n += (size_t)snprintf(raw + n, rawmax - n,
+				      ",\x01host=%s\x01port=%s\x01"
+				      "auth=Bearer %s\x01\x01", t->host,
+				      t->port, token);
+	} else {
+		/* Google's and Microsoft's XOAUTH2: "user=" U ^A
+		 * "auth=Bearer " T ^A ^A. */
+		n = (size_t)snprintf(raw, rawmax, "user=%s\x01"
+				     "auth=Bearer %s\x01\x01", mailbox, token);
+	}
+	free_secret(token, RELAY_TOKEN_MAX + 1);
+	b64 = xmalloc(BASE64_ENCODED_LEN(n) + 1);
+	base64_encode((const unsigned char *)raw, n, b64);
+	free_secret(raw, rawmax);
+	if (line_reader_pending(conn_input(r->conn)) > 0) {
+		free_secret(b64, BASE64_ENCODED_LEN(n) + 1);
+		relay_fail(r, "reply before the command");
+		return;
+	}
+	/* RFC 4954 §4: the initial response on the AUTH line (at most
+	 * 12288 octets, which a RELAY_TOKEN_MAX token fits). */
+	conn_write(r->conn, "AUTH ", 5);
+	conn_write(r->conn, mech, strlen(mech));
+	conn_write(r->conn, " ", 1);
+	conn_write(r->conn, b64, strlen(b64));
+	conn_write(r->conn, "\r\n", 2);
+	free_secret(b64, BASE64_ENCODED_LEN(n) + 1);
+	r->oauth_error[0] = '\0';
+	sent(r, R_AUTH_OAUTH, r->cfg->command_timeout_usec);
+}
+
+/* A 334 to our token is the error challenge: base64 of a JSON status
+ * (Google: {"status":"401","schemes":"Bearer","scope":...}; RFC 7628
+ * §3.2.2). Keep its printable part for the log, then finish the
+ * exchange: XOAUTH2 with an empty line, OAUTHBEARER with ^A (RFC 7628
+ * §3.2.3); the server then answers 535. */
+static void oauth_challenge(struct relay *r)
+{
+	unsigned char dec[BASE64_DECODED_MAX(RELAY_TEXT_MAX) + 1];
+	const char *text = r->rd.reply.text;
+	long len = base64_decode(text, strlen(text), dec, sizeof(dec) - 1);
+	size_t o = 0;
+
+	for (long i = 0; i < len && o + 1 < sizeof(r->oauth_error); i++)
+		if (dec[i] >= ' ' && dec[i] <= '~')
+			r->oauth_error[o++] = (char)dec[i];
+	r->oauth_error[o] = '\0';
+	send_line(r, R_AUTH_OAUTH_ERR, r->cfg->command_timeout_usec, "%s",
+		  r->cfg->relay_auth_mech == RELAY_AUTH_OAUTHBEARER ? "AQ==" : "");
+}
+
+static void oauth_reply(struct relay *r)
+{
+	const char *mailbox = oauth_mailbox(r);
+	int code = r->rd.reply.code;
+
+	if (code == 235 && r->state == R_AUTH_OAUTH) {
+		r->authenticated = true;
+		after_ehlo(r);
+		return;
+	}
+	if (code == 334 && r->state == R_AUTH_OAUTH) {
+		oauth_challenge(r);
+		return;
+	}
+	if (code >= 500 && code < 600) {
+		/* Revoked, expired early, or the wrong mailbox: fetch anew
+		 * (once; the supervisor runs authrelay-token). */
+		relay_token_invalidate(mailbox);
+		relay_fail_auth(r, "the smarthost refused the OAuth2 token for "
+				"%s: %d %s%s%s; a new token is requested",
+				mailbox, code, r->rd.reply.text,
+				r->oauth_error[0] ? " " : "", r->oauth_error);
+		return;
+	}
+	relay_fail_auth(r, "AUTH with the OAuth2 token for %s failed: %d %s",
+			mailbox, code, r->rd.reply.text);
+}
+
+static void send_auth(struct relay *r)
+{
+	enum relay_auth_mech m = r->cfg->relay_auth_mech;
+
+	if (m == RELAY_AUTH_XOAUTH2 || m == RELAY_AUTH_OAUTHBEARER)
+		send_auth_oauth(r);
+	else if (m != RELAY_AUTH_LOGIN && r->rd.caps.auth_plain)
+		send_auth_plain(r);
+	else if (m != RELAY_AUTH_PLAIN && r->rd.caps.auth_login)
+		send_line(r, R_AUTH_LOGIN_USER, r->cfg->command_timeout_usec,
+			  "AUTH LOGIN");
+	else if (m == RELAY_AUTH_AUTO)
+		relay_fail(r, "no AUTH PLAIN or LOGIN offered");
+	else
+		relay_fail(r, "AUTH %s not offered",
+			   m == RELAY_AUTH_PLAIN ? "PLAIN" : "LOGIN");
+}
+
 /* xtext (RFC 3461 §4): '+', '=', controls and non-ASCII as "+XX". */
 static void xtext(struct strbuf *sb, const char *in)
 {
@@ -296,14 +482,9 @@ static void after_ehlo(struct relay *r)
 		send_line(r, R_STARTTLS, cfg->command_timeout_usec, "STARTTLS");
 		return;
 	}
-	if (cfg->relay_auth_user != NULL && !r->authenticated) {
-		if (r->rd.caps.auth_plain)
-			send_auth_plain(r);
-		else if (r->rd.caps.auth_login)
-			send_line(r, R_AUTH_LOGIN_USER,
-				  cfg->command_timeout_usec, "AUTH LOGIN");
-		else
-			relay_fail(r, "no AUTH PLAIN or LOGIN offered");
+	if ((cfg->relay_auth_user != NULL || cfg->relay_auth_sender) &&
+	    !r->authenticated) {
+		send_auth(r);
 		return;
 	}
 	if (cfg->xclient && r->rd.caps.xclient && !r->xclient_done) {
@@ -381,6 +562,10 @@ static void on_reply(struct relay *r)
 			return;
 		}
 		send_login_secret(r, r->state == R_AUTH_LOGIN_PASS);
+		return;
+	case R_AUTH_OAUTH:
+	case R_AUTH_OAUTH_ERR:
+		oauth_reply(r);
 		return;
 	case R_AUTH:
 		if (code != 235) {

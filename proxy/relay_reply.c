@@ -43,6 +43,10 @@ void relay_caps_parse(struct relay_caps *caps, const char *text)
 				caps->auth_plain = true;
 			if (m == 5 && strncasecmp(p, "LOGIN", 5) == 0)
 				caps->auth_login = true;
+			if (m == 7 && strncasecmp(p, "XOAUTH2", 7) == 0)
+				caps->auth_xoauth2 = true;
+			if (m == 11 && strncasecmp(p, "OAUTHBEARER", 11) == 0)
+				caps->auth_oauthbearer = true;
 			p += m;
 		}
 	}

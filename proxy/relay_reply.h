@@ -20,7 +20,7 @@ struct relay_reply {
 /* What an EHLO reply offers (the keywords we use). */
 struct relay_caps {
 	bool size, eightbitmime, dsn, smtputf8, starttls, xclient;
-	bool auth_plain, auth_login;
+	bool auth_plain, auth_login, auth_xoauth2, auth_oauthbearer;
 };
 
 struct relay_reply_reader {

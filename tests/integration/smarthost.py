@@ -18,6 +18,11 @@ each use):
   auth          (user, password) or None: offer AUTH (auth_mechs), after
                 TLS only when auth_requires_tls; MAIL needs it
   xclient       offer XCLIENT (Postfix XCLIENT_README); recorded
+  token_check   callable(mailbox, token) -> bool, or None: with XOAUTH2
+                or OAUTHBEARER in auth_mechs, take those (and nothing
+                else: auth may stay None) like Gmail and Exchange Online:
+                a good token gets 235, any other the base64 JSON error
+                challenge (334), then 535 after the client's dummy reply
   reject_rcpt   {address: reply line} for RCPT (address lower-case)
   faults        {stage: action}: instead of the normal reply, with stage
                 one of greeting EHLO STARTTLS AUTH XCLIENT MAIL RCPT DATA
@@ -38,6 +43,7 @@ stop() joins its threads with a deadline.
 
 import base64
 import hashlib
+import json
 import os
 import re
 import select
@@ -206,7 +212,7 @@ class TestSmarthost:
                  auth_mechs=("PLAIN", "LOGIN"), auth_requires_tls=True,
                  xclient=False, dsn=False, reject_rcpt=None, faults=None,
                  after=None, delays=None, close_after_data_bytes=None,
-                 close_mode="fin", timeout=30.0):
+                 close_mode="fin", timeout=30.0, token_check=None):
         self.pki = pki
         self.port = port
         self.name = name
@@ -225,6 +231,7 @@ class TestSmarthost:
         self.close_after_data_bytes = close_after_data_bytes
         self.close_mode = close_mode
         self.timeout = timeout
+        self.token_check = token_check
 
         self.sessions = []
         self.connections = 0
@@ -275,6 +282,9 @@ class TestSmarthost:
         for t in list(self._workers):
             t.join(max(0.0, deadline - time.monotonic()))
         self._workers = [t for t in self._workers if t.is_alive()]
+
+    def auth_offered(self):
+        return self.auth is not None or self.token_check is not None
 
     @property
     def address(self):
@@ -506,8 +516,8 @@ class _Conn:
             kw.append("DSN")
         if srv.starttls is not None and not self.sess.tls:
             kw.append("STARTTLS")
-        if srv.auth is not None and (self.sess.tls or
-                                     not srv.auth_requires_tls):
+        if srv.auth_offered() and (self.sess.tls or
+                                   not srv.auth_requires_tls):
             kw.append("AUTH " + " ".join(srv.auth_mechs))
         if srv.xclient:
             kw.append("XCLIENT NAME ADDR PROTO HELO LOGIN")
@@ -540,14 +550,17 @@ class _Conn:
         parts = line.split(b" ")
         mech = parts[1].upper().decode("ascii", "replace") \
             if len(parts) > 1 else ""
-        offered = srv.auth is not None and (self.sess.tls or
-                                            not srv.auth_requires_tls)
+        offered = srv.auth_offered() and (self.sess.tls or
+                                          not srv.auth_requires_tls)
         if not offered or mech not in srv.auth_mechs:
             self.reply("AUTH", "504 5.5.4 Unrecognized authentication "
                                "type\r\n", line)
             return
         if self.authed is not None:
             self.reply("AUTH", "503 5.5.1 Already authenticated\r\n", line)
+            return
+        if mech in ("XOAUTH2", "OAUTHBEARER"):
+            self.auth_token(mech, parts, line)
             return
         try:
             if mech == "PLAIN":
@@ -586,6 +599,61 @@ class _Conn:
             self.reply("AUTH", "535 5.7.8 Authentication credentials "
                                "invalid\r\n", line)
 
+    # Google's XOAUTH2 (developers.google.com/gmail/imap/xoauth2-protocol)
+    # and RFC 7628 OAUTHBEARER: the token is good only if the token
+    # endpoint issued it, for this mailbox, and it has not expired.
+    ERROR_CHALLENGE = base64.b64encode(json.dumps({
+        "status": "401", "schemes": "Bearer",
+        "scope": "https://mail.google.com/"}).encode()).decode()
+
+    def auth_token(self, mech, parts, line):
+        srv = self.srv
+        if len(parts) > 2:
+            resp = parts[2]
+        else:
+            self.send(b"334 \r\n")
+            resp = self.readline()
+            self.sess.commands.append((resp, self.sess.tls))
+        user = token = None
+        try:
+            dec = base64.b64decode(resp, validate=True).decode("utf-8")
+            if mech == "XOAUTH2":
+                fields = dec.split("\x01")
+                if fields[-2:] != ["", ""]:
+                    raise ValueError("no final ^A^A")
+                kv = dict(f.split("=", 1) for f in fields[:-2])
+                user = kv["user"]
+            else:
+                gs2, _, rest = dec.partition(",\x01")
+                head = gs2.split(",")
+                if head[0] != "n" or not head[1].startswith("a="):
+                    raise ValueError("gs2 header")
+                user = head[1][2:].replace("=2C", ",").replace("=3D", "=")
+                fields = rest.split("\x01")
+                if fields[-2:] != ["", ""]:
+                    raise ValueError("no final ^A^A")
+                kv = dict(f.split("=", 1) for f in fields[:-2])
+            scheme, _, token = kv["auth"].partition(" ")
+            if scheme != "Bearer":
+                raise ValueError("not Bearer")
+        except (ValueError, KeyError, UnicodeDecodeError):
+            self.reply("AUTH", "501 5.5.2 Bad authentication data\r\n",
+                       line)
+            return
+        ok = srv.token_check is not None and srv.token_check(user, token)
+        self.sess.auth.append((mech, user, ok, self.sess.tls))
+        if ok:
+            self.authed = user
+            self.sess.auth_user = user
+            self.reply("AUTH", "235 2.7.0 Authentication successful\r\n",
+                       line)
+            return
+        self.send(f"334 {self.ERROR_CHALLENGE}\r\n")
+        dummy = self.readline()
+        self.sess.commands.append((dummy, self.sess.tls))
+        self.reply("AUTH", "535 5.7.8 Username and Password not accepted"
+                           "\r\n", line)
+
     def cmd_XCLIENT(self, line):
         if not self.srv.xclient:
             self.reply("XCLIENT", "502 5.5.1 XCLIENT not available\r\n",
@@ -610,7 +678,7 @@ class _Conn:
         if not self.ehlo:
             self.reply("MAIL", "503 5.5.1 Send EHLO first\r\n", line)
             return
-        if srv.auth is not None and self.authed is None:
+        if srv.auth_offered() and self.authed is None:
             self.reply("MAIL", "530 5.7.0 Authentication required\r\n",
                        line)
             return

@@ -1,0 +1,259 @@
+"""OAuth2 to the smarthost end to end: a client that only knows its
+directory password reaches an Exchange Online-like and a Gmail-like
+smarthost that take XOAUTH2 / OAUTHBEARER tokens only.
+
+These need the supervisor's token wiring: the privileged side runs
+authrelay-token for each mailbox (relay_token_request hook), caches the
+token, refreshes it ahead of expiry and hands it to the network process
+(relay_token_set). Until that is wired they are skipped; set
+AUTHRELAY_OAUTH2_E2E=1 to run them (the wiring turns this on for good by
+changing E2E_ENABLED below).
+"""
+
+import os
+import time
+
+import pytest
+
+from harness import check
+from smarthost import (SENDER, USER, message, only_message, split_tagged,
+                       submit, assert_nothing_delivered)
+from token_endpoint import (TokenEndpoint, make_client_certificate,
+                            make_service_account)
+
+pytest_plugins = ["smarthost"]
+
+E2E_ENABLED = os.environ.get("AUTHRELAY_OAUTH2_E2E") == "1"
+pytestmark = pytest.mark.skipif(
+    not E2E_ENABLED,
+    reason="needs the supervisor's token wiring (authrelay-token run by the "
+           "privileged side, tokens handed to the network process); set "
+           "AUTHRELAY_OAUTH2_E2E=1")
+
+CLIENT_ID = "6a7b8c9d-0000-4000-8000-00000000c1d0"
+CLIENT_SECRET = "e2e-s3cr3t~value"
+MAILBOX = "scanner@example.com"
+SA_EMAIL = "relay@project.iam.gserviceaccount.com"
+
+
+@pytest.fixture
+def endpoint(pki):
+    ep = TokenEndpoint(pki).start()
+    yield ep
+    ep.stop()
+
+
+@pytest.fixture
+def secret_file(tmp_path):
+    p = tmp_path / "client.secret"
+    p.write_text(CLIENT_SECRET + "\n")
+    p.chmod(0o600)
+    return p
+
+
+def oauth_smarthost(smarthosts, endpoint, mech="XOAUTH2"):
+    return smarthosts(starttls="valid", auth_mechs=(mech,),
+                      token_check=endpoint.check_token)
+
+
+def relay_conf(sh, pki, endpoint, mech="xoauth2", **keys):
+    relay = {"smarthost": sh.address, "tls": "starttls", "tls_verify": True,
+             "ca_file": str(pki.ca_cert), "auth_mechanism": mech,
+             "oauth2_ca_file": str(pki.ca_cert), "oauth2_timeout": "3s"}
+    relay.update(keys)
+    return {"relay": relay}
+
+
+def secret_keys(endpoint, secret_file, user=MAILBOX):
+    endpoint.add_client_secret(CLIENT_ID, CLIENT_SECRET)
+    return dict(auth_user=user, oauth2_grant="client_credentials",
+                oauth2_token_url=endpoint.url, oauth2_client_id=CLIENT_ID,
+                oauth2_client_secret_file=str(secret_file))
+
+
+def send_one(d, marker=b"Hello.\r\n"):
+    c = d.authed(USER)
+    msg = message(body=marker)
+    r = submit(c, msg)
+    c.quit()
+    return r, msg
+
+
+def wait_until(pred, timeout=15):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.1)
+    return pred()
+
+
+def deliver_with_retry(d, tries=20):
+    """The first session for a mailbox may find no token yet (451 4.7.0
+    while the supervisor fetches): a client retries, as clients do."""
+    for _ in range(tries):
+        r, msg = send_one(d)
+        if r.code == 250:
+            return r, msg
+        check(r, 451, "4.7.0", what="end of data while fetching")
+        time.sleep(0.5)
+    pytest.fail("never delivered")
+
+
+# --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mech", ["xoauth2", "oauthbearer"])
+def test_client_secret_grant_relays(smarthosts, authrelay, pki, endpoint,
+                                    secret_file, mech):
+    sh = oauth_smarthost(smarthosts, endpoint, mech.upper())
+    d = authrelay(config=relay_conf(sh, pki, endpoint, mech,
+                                    **secret_keys(endpoint, secret_file)))
+    r, msg = deliver_with_retry(d)
+    check(r, 250, "2.0.0", what="end of data")
+    t = only_message(sh)
+    assert split_tagged(t.data)[1] == msg
+    assert sh.sessions[-1].auth[-1][:3] == (mech.upper(), MAILBOX, True)
+    assert CLIENT_SECRET not in d.log()
+
+
+def test_certificate_grant_relays(smarthosts, authrelay, pki, endpoint,
+                                  tmp_path):
+    cert, key, pem = make_client_certificate(tmp_path)
+    endpoint.add_client_certificate(CLIENT_ID, pem)
+    sh = oauth_smarthost(smarthosts, endpoint)
+    d = authrelay(config=relay_conf(
+        sh, pki, endpoint, auth_user=MAILBOX,
+        oauth2_grant="client_credentials", oauth2_token_url=endpoint.url,
+        oauth2_client_id=CLIENT_ID, oauth2_client_certificate=str(cert),
+        oauth2_client_key=str(key)))
+    r, _ = deliver_with_retry(d)
+    check(r, 250, "2.0.0")
+    assert key.read_text() not in d.log()
+
+
+def test_jwt_bearer_per_user_identity(smarthosts, authrelay, pki, endpoint,
+                                      tmp_path):
+    sa, pub, pem = make_service_account(tmp_path, token_uri=endpoint.url)
+    endpoint.add_service_account(SA_EMAIL, pub, [SENDER])
+    sh = oauth_smarthost(smarthosts, endpoint)
+    d = authrelay(config=relay_conf(
+        sh, pki, endpoint, auth_user="@sender", oauth2_grant="jwt_bearer",
+        oauth2_service_account_file=str(sa)))
+    r, _ = deliver_with_retry(d)
+    check(r, 250, "2.0.0")
+    assert endpoint.grants[-1] == ("jwt_bearer", SA_EMAIL, SENDER)
+    assert sh.sessions[-1].auth[-1][1] == SENDER
+    assert "PRIVATE KEY" not in d.log()
+
+
+def test_one_token_serves_many_sessions(smarthosts, authrelay, pki,
+                                        endpoint, secret_file):
+    sh = oauth_smarthost(smarthosts, endpoint)
+    d = authrelay(config=relay_conf(sh, pki, endpoint,
+                                    **secret_keys(endpoint, secret_file)))
+    deliver_with_retry(d)
+    before = endpoint.requests
+    for _ in range(10):
+        r, _ = send_one(d)
+        check(r, 250, "2.0.0")
+    assert endpoint.requests == before, "a token was fetched per session"
+    assert len(sh.messages) == 11
+
+
+def test_token_refreshed_before_expiry(smarthosts, authrelay, pki,
+                                       endpoint, secret_file):
+    endpoint.expires_in = 40        # past the 30 s margin by 10 s
+    sh = oauth_smarthost(smarthosts, endpoint)
+    d = authrelay(config=relay_conf(sh, pki, endpoint,
+                                    **secret_keys(endpoint, secret_file)))
+    deliver_with_retry(d)
+    first = endpoint.requests
+    assert wait_until(lambda: endpoint.requests > first, timeout=30), \
+        "no refresh ahead of expiry"
+    r, _ = send_one(d)
+    check(r, 250, "2.0.0", what="after the refresh")
+
+
+def test_endpoint_down_then_recovery(smarthosts, authrelay, pki, endpoint,
+                                     secret_file):
+    sh = oauth_smarthost(smarthosts, endpoint)
+    keys = secret_keys(endpoint, secret_file)
+    endpoint.down()
+    d = authrelay(config=relay_conf(sh, pki, endpoint, **keys))
+    r, _ = send_one(d)
+    check(r, 451, "4.7.0", what="no token: endpoint down")
+    assert_nothing_delivered(sh)
+    # The loop is not stalled: another session is served at once.
+    c = d.session()
+    c.ehlo()
+    c.quit()
+    endpoint.up()
+    r, _ = deliver_with_retry(d)
+    check(r, 250, "2.0.0", what="after recovery")
+
+
+def test_slow_endpoint_does_not_stall_sessions(smarthosts, authrelay, pki,
+                                               endpoint, secret_file):
+    endpoint.slow = 10
+    sh = oauth_smarthost(smarthosts, endpoint)
+    d = authrelay(config=relay_conf(sh, pki, endpoint,
+                                    **secret_keys(endpoint, secret_file)))
+    r, _ = send_one(d)
+    check(r, 451, "4.7.0", what="token not there yet")
+    c = d.session()
+    c.expect("NOOP", 250)
+    c.quit()
+
+
+def test_revoked_token_is_refetched_once(smarthosts, authrelay, pki,
+                                         endpoint, secret_file):
+    sh = oauth_smarthost(smarthosts, endpoint)
+    d = authrelay(config=relay_conf(sh, pki, endpoint,
+                                    **secret_keys(endpoint, secret_file)))
+    deliver_with_retry(d)
+    before = endpoint.requests
+    endpoint.revoke_all()
+    r, _ = send_one(d)
+    check(r, 451, "4.7.0", what="revoked token")
+    r, _ = deliver_with_retry(d)
+    check(r, 250, "2.0.0", what="after the refetch")
+    assert endpoint.requests == before + 1
+    assert "refused the OAuth2 token" in d.log()
+
+
+def test_invalid_client_is_logged_and_temporary(smarthosts, authrelay, pki,
+                                                endpoint, secret_file):
+    sh = oauth_smarthost(smarthosts, endpoint)
+    endpoint.fault = "invalid_client"
+    d = authrelay(config=relay_conf(sh, pki, endpoint,
+                                    **secret_keys(endpoint, secret_file)))
+    r, _ = send_one(d)
+    check(r, 451, "4.7.0")
+    assert wait_until(lambda: "invalid_client" in d.log())
+    assert CLIENT_SECRET not in d.log()
+
+
+@pytest.mark.parametrize("profile, emulation", [
+    ("microsoft365:tenant.example", dict(starttls="valid",
+                                         auth_mechs=("XOAUTH2",))),
+    ("google-workspace", dict(implicit_tls="valid",
+                              auth_mechs=("XOAUTH2", "OAUTHBEARER"))),
+])
+def test_oauth2_profile_against_emulated_provider(smarthosts, authrelay,
+                                                  pki, endpoint, secret_file,
+                                                  tmp_path, profile,
+                                                  emulation):
+    sh = smarthosts(token_check=endpoint.check_token, **emulation)
+    relay = {"profile": profile, "smarthost": sh.address, "tls": None,
+             "tls_verify": None, "ca_file": str(pki.ca_cert),
+             "oauth2_ca_file": str(pki.ca_cert)}
+    if profile.startswith("microsoft365"):
+        relay.update(secret_keys(endpoint, secret_file))
+    else:
+        sa, pub, _ = make_service_account(tmp_path, token_uri=endpoint.url)
+        endpoint.add_service_account(SA_EMAIL, pub, [SENDER])
+        relay.update(auth_user="@sender",
+                     oauth2_service_account_file=str(sa))
+    d = authrelay(config={"relay": relay})
+    r, _ = deliver_with_retry(d)
+    check(r, 250, "2.0.0")
