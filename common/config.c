@@ -1073,6 +1073,7 @@ static const struct key_def keys[] = {
 	PATH("relay", "oauth2_service_account_file",
 	     oauth2_service_account_file, KEY_FILE),
 	DUR("relay", "oauth2_timeout", oauth2_timeout_usec, SECOND, 5 * MINUTE),
+	PATH("relay", "token_program", token_program, 0),
 
 	ENUM("policy", "sender_check", sender_check, sender_check_names),
 	ENUM("policy", "bare_newline", bare_newline, bare_newline_names),
@@ -1345,6 +1346,7 @@ static void set_defaults(struct config *c)
 	c->relay_connect_timeout_usec = 30 * SECOND;
 	c->identity_header = xstrdup("X-Authenticated-User");
 	c->oauth2_timeout_usec = 20 * SECOND;
+	c->token_program = xstrdup(TOKEN_PROGRAM_PATH);
 
 	c->sender_check = SENDER_CHECK_BOTH;
 	c->bare_newline = BARE_NEWLINE_REJECT;
@@ -1880,6 +1882,7 @@ void config_free(struct config **config)
 	free(c->group_recipient_rate);
 	free(c->worker_path);
 	free(c->run_user);
+	free(c->token_program);
 	free(c->pam_service);
 	free(c->address_domain);
 	free_words(c->ldap_uri, c->n_ldap_uri);

@@ -125,7 +125,7 @@ struct config {
 	unsigned worker_max_requests;	/* default 100, 1..1000000 */
 	uint64_t worker_timeout_usec;	/* default 30s, 1s..10m */
 	/* Brute force: failed logins from one client address within
-	 * failure_window; past max_failures_per_ip (0: never) the address
+	 * failure_window; at max_failures_per_ip (0: never) the address
 	 * is blocked for block_time, doubled each time up to 24h. */
 	unsigned max_failures_per_ip;	/* default 20, 0..100000 */
 	uint64_t failure_window_usec;	/* default 15m, 1s..1d */
@@ -167,6 +167,7 @@ struct config {
 	char *relay_profile;
 	unsigned relay_filled;		/* RELAY_FILLED_* */
 	enum relay_auth_mech relay_auth_mech;	/* default auto */
+	char *token_program;	/* authrelay-token, run by the supervisor */
 	/* auth_user = @sender: each user authenticates upstream as their
 	 * own address (relay_auth_user is then NULL). */
 	bool relay_auth_sender;

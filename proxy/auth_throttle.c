@@ -125,7 +125,11 @@ uint64_t auth_throttle_failure(const struct config *cfg,
 	if (n_entries >= THROTTLE_MAX_ENTRIES)
 		sweep(now, window);
 	ip = find(key, NULL, true, now);
-	if (ip != NULL && count(ip, now, window) > cfg->max_failures_per_ip &&
+	/* The failure that reaches the limit blocks: that attempt was the
+	 * last password checked from this address (the session answers it
+	 * 421 and closes; the next AUTH or connection is refused before any
+	 * check), so max_failures_per_ip is the number of guesses allowed. */
+	if (ip != NULL && count(ip, now, window) >= cfg->max_failures_per_ip &&
 	    cfg->max_failures_per_ip > 0) {
 		ip->block_len = ip->block_len == 0 ? cfg->block_time_usec :
 				ip->block_len * 2;

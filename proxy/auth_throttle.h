@@ -1,8 +1,11 @@
 /* Brute force and password spraying: failed logins are counted per
  * client address and per (address, login), shared by every thread.
- * - An address with more than max_failures_per_ip failures within
- *   failure_window is blocked for block_time, doubled at each new block
- *   up to a day: its connections and AUTH get 421 4.7.0.
+ * - An address whose failures within failure_window reach
+ *   max_failures_per_ip is blocked for block_time, doubled at each new
+ *   block up to a day: the failure that reaches the limit is answered
+ *   421 4.7.0, and so are the address's connections and AUTH after it,
+ *   before any password is checked. max_failures_per_ip passwords are
+ *   checked, never one more.
  * - Each (address, login) pair's failures lengthen that pair's delay
  *   before the 535 exponentially (failure_delay * 2^(n-1), at most 60s).
  * Keyed by address, so an attacker elsewhere never locks the real user

@@ -12,11 +12,13 @@
  *                         (READY=1, RELOADING=1, STOPPING=1, STATUS=...,
  *                         WATCHDOG=1 only)
  *     RELOAD            as SIGHUP to the supervisor
+ *     TOKEN-REQUEST <mailbox>   fetch an OAuth2 token (token_fetch.h)
  *   supervisor -> network
  *     SETTINGS          + a bundle memfd (common/bundle.h): the first
  *                         one to start with, later ones for new sessions
  *     RELOAD-FAILED     a reload found errors (logged by the supervisor):
  *                         the running settings stay
+ *     TOKEN <mailbox> <expires_in> <token>   an OAuth2 access token
  *
  * The supervisor trusts nothing the network process sends: a malformed
  * message is logged and ignored, never acted on. There are no replies: a
@@ -29,7 +31,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define CTL_MSG_MAX 1024
+#define CTL_MSG_MAX 12288	/* an access token fits (relay_token.h) */
 
 /* Send one message (printf format) with fd attached when fd >= 0.
  * Never blocks: -1 (errno EAGAIN) if the peer is not reading. */

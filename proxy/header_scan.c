@@ -55,7 +55,8 @@ static int field_kind(const char *p, size_t len, size_t *value_off)
 /* The current field is complete. */
 static void field_end(struct header_scan *hs)
 {
-	size_t off = 0;
+	size_t off = 0, len;
+	char *value;
 	int kind;
 
 	if (!hs->cur_active)
@@ -75,9 +76,15 @@ static void field_end(struct header_scan *hs)
 		hs->overflow = true;
 		return;
 	}
+	/* Copied by length, not as a string: a NUL in the value must not
+	 * shorten the copy below the len the caller is given. */
+	len = hs->cur_len - off;
+	value = xmalloc(len + 1);
+	memcpy(value, hs->cur + off, len);
+	value[len] = '\0';
 	hs->v[hs->n].field = (enum header_scan_field)kind;
-	hs->v[hs->n].value = xstrndup(hs->cur + off, hs->cur_len - off);
-	hs->v[hs->n].len = hs->cur_len - off;
+	hs->v[hs->n].value = value;
+	hs->v[hs->n].len = len;
 	hs->n++;
 }
 

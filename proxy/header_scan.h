@@ -16,9 +16,14 @@
 
 enum header_scan_field { HS_FROM, HS_SENDER, HS_MESSAGE_ID };
 
+/* value holds exactly len octets (the field body after the colon,
+ * unfolded) and a NUL after them. The octets are the field's own, a NUL
+ * among them included: len, not strlen(), is the value's length, and a
+ * parser given (value, len) sees every octet (header_addr_parse refuses
+ * a NUL). */
 struct header_scan_value {
 	enum header_scan_field field;
-	char *value;		/* after the colon, unfolded, NUL-terminated */
+	char *value;
 	size_t len;
 };
 

@@ -29,6 +29,7 @@
 #include "log.h"
 #include "relay.h"
 #include "privsep.h"
+#include "relay_token.h"
 #include "server.h"
 #include "settings_load.h"
 #include "supervisor.h"
@@ -40,6 +41,7 @@
 
 static const char *config_path = DEFAULT_CONFIG_PATH;
 static uint64_t watchdog_usec;
+static sd_event_source *ctl_src;
 static struct listener *listeners;
 static size_t n_listeners;
 static unsigned n_threads;
@@ -161,6 +163,41 @@ static void stop(void)
 	servers_stop();
 }
 
+/* "<mailbox> <expires_in> <token>" from the supervisor. */
+static void take_token(char *args)
+{
+	char *mailbox = args, *secs, *token, *end;
+	unsigned long v;
+	uint64_t now = 0;
+
+	secs = strchr(mailbox, ' ');
+	token = secs != NULL ? strchr(secs + 1, ' ') : NULL;
+	if (token == NULL) {
+		log_err("supervisor: malformed token message ignored");
+		return;
+	}
+	*secs++ = '\0';
+	*token++ = '\0';
+	errno = 0;
+	v = strtoul(secs, &end, 10);
+	if (errno != 0 || *end != '\0' || v == 0 || v > 7 * 86400) {
+		log_err("supervisor: malformed token message ignored");
+		return;
+	}
+	sd_event_now(sd_event_source_get_event(ctl_src), CLOCK_MONOTONIC,
+		     &now);
+	if (relay_token_set(mailbox, token, now + v * USEC_PER_SEC) < 0)
+		log_err("supervisor: token for %s not taken", mailbox);
+}
+
+/* relay_token.h: a miss, or a token the smarthost refused. */
+static void request_token(const char *mailbox, void *ctx)
+{
+	if (ctl_send(ctl_client_fd(), -1, "TOKEN-REQUEST %s", mailbox) < 0)
+		log_err("cannot ask the supervisor for a token for %s: %s",
+			mailbox, strerror(errno));
+}
+
 static int on_ctl(sd_event_source *src, int fd, uint32_t revents, void *ud)
 {
 	char msg[CTL_MSG_MAX + 1];
@@ -177,6 +214,11 @@ static int on_ctl(sd_event_source *src, int fd, uint32_t revents, void *ud)
 	}
 	if (n > 0 && strcmp(msg, "RELOAD-FAILED") == 0 && passed < 0) {
 		ctl_notify("READY=1");
+		return 0;
+	}
+	if (n > 0 && strncmp(msg, "TOKEN ", 6) == 0 && passed < 0) {
+		take_token(msg + 6);
+		explicit_bzero(msg, (size_t)n);
 		return 0;
 	}
 	if (passed >= 0)
@@ -319,7 +361,7 @@ static int network_main(int ctl, struct bundle *net, bool relay_notify)
 	if (sd_event_add_signal(event, NULL, SIGTERM, on_sigterm, NULL) < 0 ||
 	    sd_event_add_signal(event, NULL, SIGINT, on_sigterm, NULL) < 0 ||
 	    sd_event_add_signal(event, NULL, SIGHUP, on_sighup, NULL) < 0 ||
-	    sd_event_add_io(event, NULL, ctl, EPOLLIN, on_ctl, NULL) < 0 ||
+	    sd_event_add_io(event, &ctl_src, ctl, EPOLLIN, on_ctl, NULL) < 0 ||
 	    sd_event_add_io(event, NULL, done_fd, EPOLLIN, on_thread_done,
 			    NULL) < 0 ||
 	    sd_event_add_time_relative(event, &status_src, CLOCK_MONOTONIC,
@@ -334,6 +376,7 @@ static int network_main(int ctl, struct bundle *net, bool relay_notify)
 				       NULL) < 0)
 		fatal("cannot set up the watchdog");
 
+	relay_token_set_request_hook(request_token, NULL);
 	if (servers_start(n_threads, listeners, n_listeners, done_fd) < 0)
 		fatal("cannot start serving threads");
 	log_notice("authrelay %s ready, %u thread(s), running as uid %ld",
@@ -350,6 +393,8 @@ static int network_main(int ctl, struct bundle *net, bool relay_notify)
 	st = settings_get();
 	settings_put(&st);
 	settings_publish(NULL);
+	relay_token_set_request_hook(NULL, NULL);
+	relay_token_clear();
 	log_notice("stopped");
 	return r < 0 ? 1 : 0;
 }

@@ -24,6 +24,7 @@
 #include "relay_targets.h"
 #include "relay_token.h"
 #include "settings.h"
+#include "smtp_reply.h"
 #include "strbuf.h"
 #include "tls.h"
 #include "xalloc.h"
@@ -77,11 +78,13 @@ struct relay {
 	struct conn *conn;
 	enum relay_state state;
 	bool setting_up;		/* before READY: failures try the next */
+	struct smtp_ehlo_caps caps;
 	bool authenticated;		/* our AUTH at the smarthost succeeded */
 	bool xclient_done;
 	bool data_full;
 
-	struct relay_reply_reader rd;	/* the reply being read */
+	struct smtp_reply parse;	/* the reply being read */
+	struct relay_reply reply;	/* the last whole reply */
 	char fail_reason[RELAY_TEXT_MAX + 1];
 	const char *fail_enh;		/* NULL: 4.4.1 */
 	char oauth_error[120];		/* the error challenge, for the log */
@@ -189,7 +192,7 @@ static void relay_fail(struct relay *r, const char *fmt, ...)
 static void sent(struct relay *r, enum relay_state next, uint64_t timeout)
 {
 	r->state = next;
-	relay_reply_begin(&r->rd);
+	smtp_reply_reset(&r->parse);
 	conn_set_deadline(r->conn, timeout);
 }
 
@@ -333,7 +336,7 @@ static void send_auth_oauth(struct relay *r)
 	char *token, *raw, *b64;
 	size_t n = 0, tlen, rawmax;
 
-	if (!(bearer ? r->rd.caps.auth_oauthbearer : r->rd.caps.auth_xoauth2)) {
+	if (!(bearer ? r->caps.auth_oauthbearer : r->caps.auth_xoauth2)) {
 		relay_fail(r, "AUTH %s not offered", mech);
 		return;
 	}
@@ -398,7 +401,7 @@ static void send_auth_oauth(struct relay *r)
 static void oauth_challenge(struct relay *r)
 {
 	unsigned char dec[BASE64_DECODED_MAX(RELAY_TEXT_MAX) + 1];
-	const char *text = r->rd.reply.text;
+	const char *text = r->reply.text;
 	long len = base64_decode(text, strlen(text), dec, sizeof(dec) - 1);
 	size_t o = 0;
 
@@ -413,7 +416,7 @@ static void oauth_challenge(struct relay *r)
 static void oauth_reply(struct relay *r)
 {
 	const char *mailbox = oauth_mailbox(r);
-	int code = r->rd.reply.code;
+	int code = r->reply.code;
 
 	if (code == 235 && r->state == R_AUTH_OAUTH) {
 		r->authenticated = true;
@@ -430,12 +433,12 @@ static void oauth_reply(struct relay *r)
 		relay_token_invalidate(mailbox);
 		relay_fail_auth(r, "the smarthost refused the OAuth2 token for "
 				"%s: %d %s%s%s; a new token is requested",
-				mailbox, code, r->rd.reply.text,
+				mailbox, code, r->reply.text,
 				r->oauth_error[0] ? " " : "", r->oauth_error);
 		return;
 	}
 	relay_fail_auth(r, "AUTH with the OAuth2 token for %s failed: %d %s",
-			mailbox, code, r->rd.reply.text);
+			mailbox, code, r->reply.text);
 }
 
 static void send_auth(struct relay *r)
@@ -444,9 +447,9 @@ static void send_auth(struct relay *r)
 
 	if (m == RELAY_AUTH_XOAUTH2 || m == RELAY_AUTH_OAUTHBEARER)
 		send_auth_oauth(r);
-	else if (m != RELAY_AUTH_LOGIN && r->rd.caps.auth_plain)
+	else if (m != RELAY_AUTH_LOGIN && r->caps.auth_plain)
 		send_auth_plain(r);
-	else if (m != RELAY_AUTH_PLAIN && r->rd.caps.auth_login)
+	else if (m != RELAY_AUTH_PLAIN && r->caps.auth_login)
 		send_line(r, R_AUTH_LOGIN_USER, r->cfg->command_timeout_usec,
 			  "AUTH LOGIN");
 	else if (m == RELAY_AUTH_AUTO)
@@ -474,7 +477,7 @@ static void after_ehlo(struct relay *r)
 	const struct config *cfg = r->cfg;
 
 	if (cfg->relay_tls == RELAY_TLS_STARTTLS && !conn_is_tls(r->conn)) {
-		if (!r->rd.caps.starttls) {
+		if (!r->caps.starttls) {
 			/* Never a silent downgrade to plaintext. */
 			relay_fail(r, "STARTTLS not offered");
 			return;
@@ -487,7 +490,7 @@ static void after_ehlo(struct relay *r)
 		send_auth(r);
 		return;
 	}
-	if (cfg->xclient && r->rd.caps.xclient && !r->xclient_done) {
+	if (cfg->xclient && r->caps.xclient && !r->xclient_done) {
 		char line[3 * AUTH_USER_MAX + 300];
 		struct strbuf sb;
 
@@ -517,7 +520,7 @@ static void after_ehlo(struct relay *r)
 
 static void send_ehlo(struct relay *r)
 {
-	memset(&r->rd.caps, 0, sizeof(r->rd.caps));
+	memset(&r->caps, 0, sizeof(r->caps));
 	send_line(r, R_EHLO, r->cfg->command_timeout_usec, "EHLO %s",
 		  r->cfg->hostname);
 }
@@ -526,19 +529,19 @@ static void send_ehlo(struct relay *r)
 static void on_reply(struct relay *r)
 {
 	const struct config *cfg = r->cfg;
-	int code = r->rd.reply.code;
+	int code = r->reply.code;
 
 	switch (r->state) {
 	case R_GREETING:
 		if (code != 220) {
-			relay_fail(r, "greeting %d %s", code, r->rd.reply.text);
+			relay_fail(r, "greeting %d %s", code, r->reply.text);
 			return;
 		}
 		send_ehlo(r);
 		return;
 	case R_EHLO:
 		if (code != 250) {
-			relay_fail(r, "EHLO refused: %d %s", code, r->rd.reply.text);
+			relay_fail(r, "EHLO refused: %d %s", code, r->reply.text);
 			return;
 		}
 		after_ehlo(r);
@@ -546,7 +549,7 @@ static void on_reply(struct relay *r)
 	case R_STARTTLS:
 		if (code != 220) {
 			relay_fail(r, "STARTTLS refused: %d %s", code,
-				   r->rd.reply.text);
+				   r->reply.text);
 			return;
 		}
 		r->state = R_HANDSHAKE;
@@ -558,7 +561,7 @@ static void on_reply(struct relay *r)
 	case R_AUTH_LOGIN_PASS:
 		if (code != 334) {
 			relay_fail(r, "AUTH LOGIN refused: %d %s", code,
-				   r->rd.reply.text);
+				   r->reply.text);
 			return;
 		}
 		send_login_secret(r, r->state == R_AUTH_LOGIN_PASS);
@@ -570,7 +573,7 @@ static void on_reply(struct relay *r)
 	case R_AUTH:
 		if (code != 235) {
 			relay_fail(r, "our credential was refused: %d %s", code,
-				   r->rd.reply.text);
+				   r->reply.text);
 			return;
 		}
 		r->authenticated = true;
@@ -581,7 +584,7 @@ static void on_reply(struct relay *r)
 			/* Not authorized for XCLIENT: go on without it. */
 			log_warn("session=%s smarthost %s refused XCLIENT: %d %s",
 				 r->session_id, relay_host(r), code,
-				 r->rd.reply.text);
+				 r->reply.text);
 			after_ehlo(r);
 			return;
 		}
@@ -595,7 +598,7 @@ static void on_reply(struct relay *r)
 	case R_DOT:
 		r->state = (r->state == R_CMD && code == 354) ? R_DATA : R_READY;
 		conn_set_deadline(r->conn, 0);
-		relay_report(r, RELAY_EV_REPLY, &r->rd.reply);
+		relay_report(r, RELAY_EV_REPLY, &r->reply);
 		return;
 	default:
 		/* A reply nobody asked for (CVE-2020-8794 class). */
@@ -603,6 +606,31 @@ static void on_reply(struct relay *r)
 		return;
 	}
 }
+
+/* One reply line; 1 when the reply is complete, 0 for more, -1 bad. */
+static int reply_line(struct relay *r, const char *line, size_t len)
+{
+	const char *text;
+	enum smtp_reply_status st = smtp_reply_line(&r->parse, line, len,
+						    &text);
+
+	if (st == SMTP_REPLY_BAD)
+		return -1;
+	if (r->parse.lines > 1 && r->state == R_EHLO)
+		smtp_ehlo_keyword(text, &r->caps);
+	if (st == SMTP_REPLY_MORE)
+		return 0;
+	r->reply.code = r->parse.code;
+	memcpy(r->reply.enhanced, r->parse.enhanced, sizeof(r->reply.enhanced));
+	memcpy(r->reply.text, r->parse.text, sizeof(r->reply.text));
+	return 1;
+}
+
+_Static_assert(sizeof(((struct relay_reply *)0)->text) ==
+	       sizeof(((struct smtp_reply *)0)->text) &&
+	       sizeof(((struct relay_reply *)0)->enhanced) ==
+	       sizeof(((struct smtp_reply *)0)->enhanced),
+	       "relay_reply and smtp_reply hold the same text");
 
 static void on_input(struct relay *r)
 {
@@ -630,7 +658,7 @@ static void on_input(struct relay *r)
 			relay_fail(r, "reply without a command");
 			return;
 		}
-		done = relay_reply_line(&r->rd, line, len, r->state == R_EHLO);
+		done = reply_line(r, line, len);
 		if (done < 0) {
 			relay_fail(r, "malformed reply");
 			return;
@@ -666,7 +694,7 @@ static void on_conn_event(struct conn *c, enum conn_event ev, void *ctx)
 		if (r->cfg->relay_tls == RELAY_TLS_TLS) {
 			/* Implicit TLS (RFC 8314): the greeting comes now. */
 			r->state = R_GREETING;
-			relay_reply_begin(&r->rd);
+			smtp_reply_reset(&r->parse);
 			conn_set_deadline(r->conn, r->cfg->command_timeout_usec);
 		} else {
 			/* RFC 3207 §4.2: start over with EHLO. */
@@ -729,7 +757,7 @@ static void connected(struct relay *r)
 		conn_set_deadline(r->conn, r->cfg->relay_connect_timeout_usec);
 	} else {
 		r->state = R_GREETING;
-		relay_reply_begin(&r->rd);
+		smtp_reply_reset(&r->parse);
 		conn_set_deadline(r->conn, r->cfg->command_timeout_usec);
 	}
 }
@@ -945,23 +973,23 @@ int relay_mail(struct relay *r, const struct smtp_mail_args *m,
 	char params[1200];
 	struct strbuf sb;
 
-	if (m->smtputf8 && !r->rd.caps.smtputf8) {
+	if (m->smtputf8 && !r->caps.smtputf8) {
 		reply_set(rep, 553, "5.6.7",
 			  "The smarthost does not support SMTPUTF8");
 		return -1;
 	}
 	strbuf_init(&sb, params, sizeof(params));
-	if (m->has_size && r->rd.caps.size)
+	if (m->has_size && r->caps.size)
 		strbuf_printf(&sb, " SIZE=%llu", (unsigned long long)m->size);
-	if (m->body == SMTP_BODY_8BITMIME && r->rd.caps.eightbitmime)
+	if (m->body == SMTP_BODY_8BITMIME && r->caps.eightbitmime)
 		strbuf_add(&sb, " BODY=8BITMIME");
-	else if (m->body == SMTP_BODY_7BIT && r->rd.caps.eightbitmime)
+	else if (m->body == SMTP_BODY_7BIT && r->caps.eightbitmime)
 		strbuf_add(&sb, " BODY=7BIT");
 	if (m->smtputf8)
 		strbuf_add(&sb, " SMTPUTF8");
-	if (r->rd.caps.dsn && m->ret[0] != '\0')
+	if (r->caps.dsn && m->ret[0] != '\0')
 		strbuf_printf(&sb, " RET=%s", m->ret);
-	if (r->rd.caps.dsn && m->envid[0] != '\0')
+	if (r->caps.dsn && m->envid[0] != '\0')
 		strbuf_printf(&sb, " ENVID=%s", m->envid);
 	if (r->authenticated) {
 		/* RFC 4954 §5: who submitted it, never the client's claim. */
@@ -983,9 +1011,9 @@ void relay_rcpt(struct relay *r, const struct smtp_rcpt_args *rc)
 	struct strbuf sb;
 
 	strbuf_init(&sb, params, sizeof(params));
-	if (r->rd.caps.dsn && rc->notify[0] != '\0')
+	if (r->caps.dsn && rc->notify[0] != '\0')
 		strbuf_printf(&sb, " NOTIFY=%s", rc->notify);
-	if (r->rd.caps.dsn && rc->orcpt[0] != '\0')
+	if (r->caps.dsn && rc->orcpt[0] != '\0')
 		strbuf_printf(&sb, " ORCPT=%s", rc->orcpt);
 	send_line(r, R_CMD, r->cfg->command_timeout_usec, "RCPT TO:<%s>%s",
 		  rc->path, params);

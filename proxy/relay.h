@@ -19,12 +19,22 @@
 #include <systemd/sd-event.h>
 
 #include "config.h"
-#include "relay_reply.h"
 #include "relay_targets.h"
 #include "smtp_cmd.h"
+#include "smtp_reply.h"
+
+/* The reply parser's limits (smtp_reply.h). */
+#define RELAY_REPLY_LINES SMTP_REPLY_LINES
+#define RELAY_TEXT_MAX SMTP_REPLY_TEXT_MAX
 
 struct relay;
 struct settings;
+
+struct relay_reply {
+	int code;			/* 200..599 */
+	char enhanced[16];		/* "2.1.5"; synthesized if absent */
+	char text[RELAY_TEXT_MAX + 1];	/* first line, printable ASCII */
+};
 
 enum relay_event {
 	RELAY_EV_READY,		/* connected, TLS and AUTH done */

@@ -171,8 +171,15 @@ static void on_relay_event(struct relay *r, enum relay_event ev,
 		if (p != P_RCPT)
 			smtp_tx_free(&s->tx);
 		s->state = S_CMD;
-		/* SPEC: a smarthost that cannot be reached is 451 4.4.1. */
-		session_reply(s, "451 4.4.1 Smarthost unavailable, try again later");
+		/* SPEC: a smarthost that cannot be reached is 451 4.4.1; no
+		 * OAuth2 token for it (relay.c says 4.7.0) is a security
+		 * failure of ours, temporary too (RFC 3463 §3.8). */
+		if (strcmp(rep->enhanced, "4.7.0") == 0)
+			session_reply(s, "451 4.7.0 Smarthost authentication "
+				      "unavailable, try again later");
+		else
+			session_reply(s, "451 4.4.1 Smarthost unavailable, try "
+				      "again later");
 		break;
 	case RELAY_EV_REPLY:
 		s->pending = P_NONE;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -19,6 +20,7 @@
 #include "privsep.h"
 #include "settings_load.h"
 #include "supervisor.h"
+#include "token_fetch.h"
 #include "xalloc.h"
 
 /* Workers alive at once, whatever the network process asks for. */
@@ -38,10 +40,33 @@ struct supervisor {
 	pid_t net_pid;
 	int ctl;
 	int worker_bundle_fd;
+	struct token_fetcher *tokens;
 	struct worker_rec *workers;
 	size_t n_workers;
 	int status;		/* for main(), once the network is gone */
 };
+
+/* The config text alone, for authrelay-token. */
+static int config_text_fd(const struct bundle *b)
+{
+	const unsigned char *text;
+	const char *error = "no config text";
+	size_t len;
+	int fd = -1;
+
+	if (bundle_get(b, BUNDLE_CONFIG, &text, &len)) {
+		fd = memfd_create("authrelay.conf", MFD_CLOEXEC);
+		if (fd >= 0 && write(fd, text, len) != (ssize_t)len) {
+			close(fd);
+			fd = -1;
+		}
+		if (fd < 0)
+			error = strerror(errno);
+	}
+	if (fd < 0)
+		log_err("oauth2: cannot pass the config on: %s", error);
+	return fd;
+}
 
 static int bundle_fd(const struct bundle *b)
 {
@@ -154,6 +179,17 @@ static void workers_kill_all(struct supervisor *sv)
 		(void)kill(sv->workers[i].pid, SIGKILL);
 }
 
+/* --- OAuth2 tokens (token_fetch.h) --- */
+
+static void tokens_configure(struct supervisor *sv, const struct bundle *b)
+{
+	int fd = config_text_fd(b);
+
+	token_fetcher_configure(sv->tokens, sv->p.cfg, fd);
+	if (fd >= 0)
+		close(fd);
+}
+
 /* --- reload --- */
 
 static void reload(struct supervisor *sv)
@@ -194,6 +230,7 @@ static void reload(struct supervisor *sv)
 	config_free(&sv->p.cfg);
 	sv->p.cfg = cfg;
 	cfg = NULL;
+	tokens_configure(sv, worker);
 	bundle_free(&net);
 	bundle_free(&worker);
 	config_errors_clear(&errs);
@@ -222,6 +259,8 @@ static void handle_message(struct supervisor *sv, const char *msg, int fd)
 		sd_notify(0, msg + 7);
 	} else if (strcmp(msg, "RELOAD") == 0 && fd < 0) {
 		reload(sv);
+	} else if (strncmp(msg, "TOKEN-REQUEST ", 14) == 0 && fd < 0) {
+		token_fetcher_request(sv->tokens, msg + 14);
 	} else {
 		log_err("network process: unexpected message (%zu octets) "
 			"ignored", strlen(msg));
@@ -330,13 +369,18 @@ int supervisor_run(pid_t net_pid, int ctl, struct supervisor_params *p)
 	int r;
 
 	sv.worker_bundle_fd = bundle_fd(p->worker_bundle);
-	bundle_free(&p->worker_bundle);
-	sv.p.worker_bundle = NULL;
 	if (sv.worker_bundle_fd < 0) {
+		bundle_free(&p->worker_bundle);
 		(void)kill(net_pid, SIGKILL);
 		return 1;
 	}
 	r = sd_event_new(&sv.event);
+	if (r >= 0) {
+		sv.tokens = token_fetcher_new(sv.event, ctl);
+		tokens_configure(&sv, p->worker_bundle);
+	}
+	bundle_free(&p->worker_bundle);
+	sv.p.worker_bundle = NULL;
 	if (r < 0 ||
 	    sd_event_add_signal(sv.event, NULL, SIGCHLD, on_sigchld, &sv) < 0 ||
 	    sd_event_add_signal(sv.event, NULL, SIGTERM, on_sigterm, &sv) < 0 ||
@@ -352,6 +396,7 @@ int supervisor_run(pid_t net_pid, int ctl, struct supervisor_params *p)
 		on_sigchld(NULL, NULL, &sv);
 	if (net_pid == 0 || sv.net_pid > 0)
 		sd_event_loop(sv.event);
+	token_fetcher_free(&sv.tokens);
 	sd_event_unref(sv.event);
 	close(ctl);
 	close(sv.worker_bundle_fd);

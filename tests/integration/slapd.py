@@ -382,6 +382,12 @@ class Slapd:
                 n += 1
         return n
 
+    def search_count(self, contains=""):
+        """SRCH requests received so far (slapd -d stats logs each), only
+        those whose log line holds contains, if given."""
+        return sum(1 for line in self.log().splitlines()
+                   if " SRCH base=" in line and contains in line)
+
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 

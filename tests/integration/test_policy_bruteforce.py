@@ -1,11 +1,11 @@
 """Password guessing and spraying ([auth] max_failures_per_ip,
 failure_window, block_time, failure_delay; issue 5).
 
-More than max_failures_per_ip failed logins from one client address
-within failure_window block that address for block_time: the AUTH that
-crosses the threshold gets 421 4.7.0 and the connection is closed; new
-connections from it get 421 4.7.0 at the greeting (STARTTLS port) or
-are closed (implicit TLS port). Other addresses are not affected: the
+max_failures_per_ip failed logins from one client address within
+failure_window block that address for block_time: the AUTH that reaches
+the threshold (the last password checked) gets 421 4.7.0 and the
+connection is closed; new connections from it get 421 4.7.0 at the
+greeting (STARTTLS port) or are closed (implicit TLS port). Other addresses are not affected: the
 real user logs in from 127.0.0.2 while 127.0.0.1 is blocked. Per
 (address, login) the delay before each 535 doubles from failure_delay.
 """
@@ -77,25 +77,50 @@ def guess(d, source_ip, attempts, users=SPRAY_USERS):
     return seen
 
 
+def count_pam_checks(d):
+    """Make every pam_authenticate of d's "authrelay-slow" PAM service
+    append a line to a file; returns a function reading the count.
+
+    That service runs pam_exec with the fixture's slow.sh before
+    pam_matrix checks the password; pam_exec runs the script by path at
+    each check, so rewriting it here counts the checks PAM really made
+    (one line per check, appended atomically)."""
+    counts = d.pam_files.dir / "pam-checks"
+    counts.write_text("")
+    script = d.pam_files.slow_script
+    tmp = script.with_suffix(".new")
+    tmp.write_text(f"#!/bin/sh\necho \"$PAM_USER\" >> {counts}\nexit 0\n")
+    tmp.chmod(0o755)
+    tmp.replace(script)
+    return lambda: len(counts.read_text().splitlines())
+
+
 def test_spraying_50_logins_blocks_the_address_not_the_user(authrelay,
                                                            smarthost):
-    d = authrelay(config=throttle(max_failures_per_ip=20))
+    cfg = throttle(max_failures_per_ip=20)
+    cfg["pam"] = {"service": "authrelay-slow"}
+    d = authrelay(config=cfg)
+    pam_checks = count_pam_checks(d)
     seen = guess(d, ATTACKER, 50)
     codes = [line[:3] for _n, _stage, line in seen]
-    # 20 failures are answered 535; the 21st crosses the threshold.
-    want_535 = [(n, s, l) for n, s, l in seen[:20] if not l.startswith(
+    # 19 failures are answered 535; the 20th reaches the threshold: it
+    # is the last password checked, answered 421 4.7.0.
+    want_535 = [(n, s, l) for n, s, l in seen[:19] if not l.startswith(
         "535 5.7.8")]
-    assert not want_535, f"first 20 guesses: want 535 5.7.8, got {want_535}"
-    n21, stage21, line21 = seen[20]
-    assert stage21 == "auth" and line21.startswith("421 4.7.0") and \
-        "authentication failures" in line21.lower(), \
-        f"guess 21: got {line21!r} at {stage21}, want 421 4.7.0 to the AUTH"
-    rest = seen[21:]
+    assert not want_535, f"first 19 guesses: want 535 5.7.8, got {want_535}"
+    n20, stage20, line20 = seen[19]
+    assert stage20 == "auth" and line20.startswith("421 4.7.0") and \
+        "authentication failures" in line20.lower(), \
+        f"guess 20: got {line20!r} at {stage20}, want 421 4.7.0 to the AUTH"
+    rest = seen[20:]
     bad = [(n, s, l) for n, s, l in rest
            if not (s == "greeting" and l.startswith("421 4.7.0"))]
-    assert not bad, f"guesses 22..50: want 421 4.7.0 at the greeting, " \
+    assert not bad, f"guesses 21..50: want 421 4.7.0 at the greeting, " \
         f"got {bad}"
-    assert codes.count("535") == 20
+    assert codes.count("535") == 19
+    # PAM checked exactly max_failures_per_ip passwords, never the 21st.
+    assert pam_checks() == 20, \
+        f"PAM checked {pam_checks()} passwords, want 20 (the limit)"
 
     # The real user, from another address, logs in and sends.
     c = authed_from(d, OTHER_IP, "alice")
@@ -115,8 +140,10 @@ def test_spraying_50_logins_blocks_the_address_not_the_user(authrelay,
     assert rec.level == "warning", f"got {rec.line!r}"
     fails = [r for r in audit_records(d.log(), "auth-failure")
              if r["client"] == ATTACKER]
-    assert len(fails) == 21, f"got {len(fails)} auth-failure records " \
-        f"for {ATTACKER}, want 21"
+    assert len(fails) == 20, f"got {len(fails)} auth-failure records " \
+        f"for {ATTACKER}, want 20"
+    # alice's good login from OTHER_IP was the only other check.
+    assert pam_checks() == 21, f"PAM checks: got {pam_checks()}, want 21"
 
 
 def test_blocked_address_refused_on_the_implicit_tls_port(authrelay):

@@ -2,12 +2,10 @@
 directory password reaches an Exchange Online-like and a Gmail-like
 smarthost that take XOAUTH2 / OAUTHBEARER tokens only.
 
-These need the supervisor's token wiring: the privileged side runs
-authrelay-token for each mailbox (relay_token_request hook), caches the
-token, refreshes it ahead of expiry and hands it to the network process
-(relay_token_set). Until that is wired they are skipped; set
-AUTHRELAY_OAUTH2_E2E=1 to run them (the wiring turns this on for good by
-changing E2E_ENABLED below).
+The supervisor (proxy/token_fetch.c) runs authrelay-token for each
+mailbox, refreshes the fixed mailbox's token ahead of expiry, and hands
+tokens to the network process, which asks for one on a miss or when the
+smarthost refused one (relay_token.h).
 """
 
 import os
@@ -15,20 +13,17 @@ import time
 
 import pytest
 
+from conftest import BUILDDIR
 from harness import check
-from smarthost import (SENDER, USER, message, only_message, split_tagged,
-                       submit, assert_nothing_delivered)
+from smarthost import (SENDER, USER, message, only_message, send_data,
+                       split_tagged, assert_nothing_delivered)
 from token_endpoint import (TokenEndpoint, make_client_certificate,
                             make_service_account)
 
 pytest_plugins = ["smarthost"]
 
-E2E_ENABLED = os.environ.get("AUTHRELAY_OAUTH2_E2E") == "1"
-pytestmark = pytest.mark.skipif(
-    not E2E_ENABLED,
-    reason="needs the supervisor's token wiring (authrelay-token run by the "
-           "privileged side, tokens handed to the network process); set "
-           "AUTHRELAY_OAUTH2_E2E=1")
+TOKEN_BIN = os.environ.get("AUTHRELAY_TOKEN_BIN") or \
+    str(BUILDDIR / "oauth2" / "authrelay-token")
 
 CLIENT_ID = "6a7b8c9d-0000-4000-8000-00000000c1d0"
 CLIENT_SECRET = "e2e-s3cr3t~value"
@@ -59,7 +54,8 @@ def oauth_smarthost(smarthosts, endpoint, mech="XOAUTH2"):
 def relay_conf(sh, pki, endpoint, mech="xoauth2", **keys):
     relay = {"smarthost": sh.address, "tls": "starttls", "tls_verify": True,
              "ca_file": str(pki.ca_cert), "auth_mechanism": mech,
-             "oauth2_ca_file": str(pki.ca_cert), "oauth2_timeout": "3s"}
+             "oauth2_ca_file": str(pki.ca_cert), "oauth2_timeout": "3s",
+             "token_program": TOKEN_BIN}
     relay.update(keys)
     return {"relay": relay}
 
@@ -72,9 +68,16 @@ def secret_keys(endpoint, secret_file, user=MAILBOX):
 
 
 def send_one(d, marker=b"Hello.\r\n"):
+    """One message in a new session: the reply to MAIL when that is not
+    250 (the relay authenticates upstream when MAIL opens it, so a missing
+    or refused token shows there), else the reply to the end of data."""
     c = d.authed(USER)
     msg = message(body=marker)
-    r = submit(c, msg)
+    r = c.cmd(f"MAIL FROM:<{SENDER}>")
+    if r.code == 250:
+        c.expect("RCPT TO:<bob@example.net>", 250)
+        c.expect("DATA", 354)
+        r = send_data(c, msg)
     c.quit()
     return r, msg
 
@@ -95,7 +98,7 @@ def deliver_with_retry(d, tries=20):
         r, msg = send_one(d)
         if r.code == 250:
             return r, msg
-        check(r, 451, "4.7.0", what="end of data while fetching")
+        check(r, 451, "4.7.0", what="MAIL while the token is fetched")
         time.sleep(0.5)
     pytest.fail("never delivered")
 
@@ -246,7 +249,7 @@ def test_oauth2_profile_against_emulated_provider(smarthosts, authrelay,
     sh = smarthosts(token_check=endpoint.check_token, **emulation)
     relay = {"profile": profile, "smarthost": sh.address, "tls": None,
              "tls_verify": None, "ca_file": str(pki.ca_cert),
-             "oauth2_ca_file": str(pki.ca_cert)}
+             "oauth2_ca_file": str(pki.ca_cert), "token_program": TOKEN_BIN}
     if profile.startswith("microsoft365"):
         relay.update(secret_keys(endpoint, secret_file))
     else:

@@ -86,5 +86,56 @@ int main(void)
 		CHECK(strstr(out, "OVERFLOW") != NULL,
 		      "too many From fields: got \"%s\"", out);
 	}
+	/* A NUL in a kept value: len counts every octet of the value and
+	 * the copy holds them all, followed by a NUL (the copy used to stop
+	 * at the NUL while len counted the whole value). The first input is
+	 * the fuzz reproducer as found (its first octet is the harness's
+	 * split choice: as a message, "\0From" is no From field). */
+	{
+		static const struct {
+			const char *name;
+			const char *msg;
+			size_t msg_len;
+			size_t n;		/* fields kept */
+			const char *value;	/* the first one's octets */
+			size_t len;
+		} nul_cases[] = {
+			{ "NUL before the name", "\0From: a\0bc\r\n\r\n", 16,
+			  0, "", 0 },
+			{ "NUL in the From value", "From: a\0bc\r\n\r\n", 15,
+			  1, " a\0bc", 5 },
+			{ "NUL in a folded Sender value",
+			  "Sender: x\r\n \0y\0\r\n\r\n", 20, 1, " x \0y\0", 6 },
+			{ "NUL ending the headers", "From: a\0", 8, 1, " a\0", 3 },
+		};
+
+		for (size_t i = 0; i < sizeof(nul_cases) / sizeof(nul_cases[0]);
+		     i++) {
+			for (size_t chunk = 1; chunk <= nul_cases[i].msg_len;
+			     chunk++) {
+				struct header_scan hs;
+				const char *m = nul_cases[i].msg;
+				size_t ml = nul_cases[i].msg_len;
+
+				header_scan_init(&hs);
+				for (size_t o = 0; o < ml; o += chunk)
+					header_scan_feed(&hs, m + o, ml - o < chunk ?
+							 ml - o : chunk);
+				header_scan_finish(&hs);
+				CHECK_INT(hs.n, nul_cases[i].n, nul_cases[i].name);
+				if (hs.n > 0 && nul_cases[i].n > 0) {
+					CHECK_INT(hs.v[0].len, nul_cases[i].len,
+						  nul_cases[i].name);
+					CHECK(hs.v[0].len == nul_cases[i].len &&
+					      memcmp(hs.v[0].value, nul_cases[i].value,
+						     nul_cases[i].len) == 0 &&
+					      hs.v[0].value[hs.v[0].len] == '\0',
+					      "%s (chunk %zu): value octets differ",
+					      nul_cases[i].name, chunk);
+				}
+				header_scan_free(&hs);
+			}
+		}
+	}
 	return test_done("test_header_scan");
 }

@@ -49,12 +49,12 @@ static void test_throttle(void)
 	CHECK(!blocked && !auth_throttle_blocked(&a, 4 * S),
 	      "4 failures: not blocked");
 
-	/* Spraying: the 6th failure from one address blocks it. */
-	for (i = 0; i < 2; i++) {
-		auth_throttle_failure(&cfg, &a, i ? "carol" : "dave", 5 * S,
-				      &blocked);
-	}
-	CHECK(blocked, "6th failure within the window blocks");
+	/* Spraying: the 5th failure from one address (max_failures_per_ip
+	 * = 5) blocks it: the attempt that reaches the limit is the last
+	 * one whose password was checked. */
+	auth_throttle_failure(&cfg, &a, "dave", 5 * S, &blocked);
+	CHECK(blocked, "5th failure within the window (limit 5): got not "
+	      "blocked, want blocked");
 	CHECK(auth_throttle_blocked(&a, 6 * S), "blocked after");
 	CHECK(!auth_throttle_blocked(&b, 6 * S), "another address is not");
 	CHECK(auth_throttle_blocked(&a, 104 * S), "still blocked at 104s");
@@ -78,6 +78,13 @@ static void test_throttle(void)
 	      "second block lasts twice as long");
 	CHECK(!auth_throttle_blocked(&a, 10101 * S + 201 * S),
 	      "second block over");
+	auth_throttle_clear();
+
+	/* Limit 1: the first failure blocks. */
+	cfg.max_failures_per_ip = 1;
+	auth_throttle_failure(&cfg, &b, "z", 15000 * S, &blocked);
+	CHECK(blocked && auth_throttle_blocked(&b, 15000 * S),
+	      "limit 1: got the first failure not blocking, want it to");
 	auth_throttle_clear();
 
 	cfg.max_failures_per_ip = 0;

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Smoke test of the auth worker, authrelay-auth, by hand.
+"""The auth worker, authrelay-auth, driven directly.
 
 Plays the daemon: a SOCK_SEQPACKET socketpair, the worker spawned with
 its end as fd 3, requests encoded per common/auth_proto.h, replies
@@ -8,6 +8,9 @@ here that records what the worker tells PAM and drives the conversation
 into its corners), NSS through nss_wrapper.
 
     worker_smoke.py [PATH/TO/authrelay-auth]
+
+make check runs it (tests/unit/Makefile.am) with the worker of the build
+tree in $AUTHRELAY_AUTH_WORKER.
 
 Exit 0 all passed, 1 a failure, 77 skipped (pam_wrapper missing; under
 CI=true a missing component is a failure). Not the integration tests:
@@ -756,14 +759,24 @@ def test_lifecycle(env):
     w.close()
     drop_pam_wrapper_dir(w.pid)
 
-    # The LDAP backend is not built yet: an honest 454.
+    # The LDAP backend with its directory unreachable: an honest 454
+    # (TEMPFAIL), never a 535. The port is bound but not listening, so
+    # the connection is refused at once.
+    closed = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    closed.bind(("127.0.0.1", 0))
     conf = env.config("ldap.conf", auth="backend = ldap\n",
-                      extra="[ldap]\nuri = ldap://127.0.0.1\n"
-                            "base = dc=example,dc=com\n")
+                      extra="[ldap]\nuri = ldap://127.0.0.1:%d\n"
+                            "base = dc=example,dc=com\n"
+                            % closed.getsockname()[1])
     w = Worker(env, conf)
-    expect_reply(w, 1, "alice", "secret", TEMPFAIL, "ldap backend",
-                 reason="ldap backend not available")
+    rep = expect_reply(w, 1, "alice", "secret", TEMPFAIL,
+                       "ldap backend, directory unreachable")
+    if rep is not None:
+        T.check(rep["reason"].startswith("no ldap server available"),
+                "ldap backend, directory unreachable: reason got %r, "
+                "want 'no ldap server available: ...'" % rep["reason"])
     finish(w, 0, "ldap")
+    closed.close()
 
     # Start-up refusals.
     conf = env.config("life.conf", pam="service = life\n")
@@ -778,8 +791,9 @@ def test_lifecycle(env):
 
 
 def main():
-    worker = os.path.abspath(sys.argv[1] if len(sys.argv) > 1
-                             else "pam/authrelay-auth")
+    worker = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else
+                             os.environ.get("AUTHRELAY_AUTH_WORKER",
+                                            "pam/authrelay-auth"))
     ci = os.environ.get("CI") == "true"
     for need in (worker, PAM_WRAPPER, NSS_WRAPPER, PAM_MATRIX):
         if not os.path.exists(need):
