@@ -8,49 +8,43 @@
 #include <systemd/sd-journal.h>
 
 #include "audit.h"
+#include "strbuf.h"
 
 #define AUDIT_LINE_MAX 2048
 
 /* key=value for the text form; quoted when it has spaces, quotes, '='
- * or is empty, so a line splits back into its fields. */
-static size_t put_kv(char *buf, size_t size, size_t o, const char *key,
-		     const char *value)
+ * or is empty, so a line splits back into its fields. A value cut at
+ * the end of the line keeps its closing quote. */
+static void put_kv(struct strbuf *sb, const char *key, const char *value)
 {
 	bool quote = value[0] == '\0' || strpbrk(value, " \t\"=\\") != NULL;
 
-	if (o >= size)
-		return o;
-	o += (size_t)snprintf(buf + o, size - o, " %s=%s", key,
-			      quote ? "\"" : "");
-	for (const char *p = value; *p != '\0' && o + 3 < size; p++) {
+	strbuf_printf(sb, " %s=%s", key, quote ? "\"" : "");
+	for (const char *p = value; *p != '\0' && strbuf_room(sb) > 2; p++) {
 		unsigned char c = (unsigned char)*p;
 
 		if (c == '"' || c == '\\')
-			buf[o++] = '\\';
+			strbuf_addc(sb, '\\');
 		/* Control characters would end or forge a line. */
-		buf[o++] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+		strbuf_addc(sb, (c < 0x20 || c == 0x7f) ? '?' : (char)c);
 	}
-	if (quote && o + 1 < size)
-		buf[o++] = '"';
-	if (o < size)
-		buf[o] = '\0';
-	return o;
+	if (quote)
+		strbuf_addc(sb, '"');
 }
 
 void audit_event(enum log_level level, const char *event,
 		 const struct audit_kv *kv, size_t n)
 {
 	char line[AUDIT_LINE_MAX];
-	size_t o;
+	struct strbuf sb;
 
 	if (n > AUDIT_MAX_FIELDS)
 		n = AUDIT_MAX_FIELDS;
-	o = (size_t)snprintf(line, sizeof(line), "%s", event);
+	strbuf_init(&sb, line, sizeof(line));
+	strbuf_add(&sb, event);
 	for (size_t i = 0; i < n; i++)
 		if (kv[i].value != NULL)
-			o = put_kv(line, sizeof(line), o, kv[i].key,
-				   kv[i].value);
-	line[sizeof(line) - 1] = '\0';
+			put_kv(&sb, kv[i].key, kv[i].value);
 	if (!log_to_journal()) {
 		log_msg(level, "%s", line);
 		return;

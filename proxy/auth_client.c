@@ -12,7 +12,7 @@
 #include "auth_client.h"
 #include "ctl.h"
 #include "log.h"
-#include "server.h"
+#include "settings.h"
 #include "xalloc.h"
 
 /* Lookups waiting for a free worker, per pool; past this they get

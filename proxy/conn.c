@@ -18,15 +18,20 @@
 
 #include "conn.h"
 #include "log.h"
+#include "proxy_proto.h"
 #include "xalloc.h"
 
 /* Output past this stops the session from reading more commands until
  * the client has read its replies (pipelining backpressure). */
 #define CONN_OUTPUT_HIGH 16384
+/* Output past this is a broken invariant of the caller's backpressure:
+ * the connection is aborted rather than grown. */
+#define CONN_OUTPUT_MAX (4 * 1024 * 1024)
 /* Reads per wake-up, so one busy client cannot starve the others. */
 #define CONN_READS_PER_RUN 8
 
 enum conn_state {
+	CONN_PROXY_HEADER,	/* reading the PROXY protocol header */
 	CONN_PLAIN,
 	CONN_TLS_WAIT_FLUSH,	/* STARTTLS reply still being written */
 	CONN_HANDSHAKE,
@@ -54,9 +59,12 @@ struct conn {
 	size_t out_off, out_len, out_cap;
 	conn_callback *cb;
 	void *ctx;
+	struct proxy_proto_result proxy;
+	const char *proxy_error;
 };
 
 static void conn_run(struct conn *c);
+static void conn_update_events(struct conn *c);
 
 static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
@@ -101,6 +109,7 @@ struct conn *conn_new(sd_event *event, int fd, size_t in_cap, size_t max_line,
 	c->cb = cb;
 	c->ctx = ctx;
 	c->reading = true;
+	c->state = CONN_PLAIN;
 	line_reader_init(&c->in, in_cap, max_line);
 	if (sd_event_add_io(event, &c->io, fd, EPOLLIN, on_io, c) < 0 ||
 	    sd_event_add_defer(event, &c->defer, on_defer, c) < 0 ||
@@ -153,6 +162,12 @@ void conn_write(struct conn *c, const void *data, size_t len)
 		return;
 	if (c->out_off > 0 && c->out_off == c->out_len)
 		c->out_off = c->out_len = 0;
+	if (len > CONN_OUTPUT_MAX - (c->out_len - c->out_off)) {
+		log_err("connection output over %u octets: aborted",
+			CONN_OUTPUT_MAX);
+		conn_abort(c);
+		return;
+	}
 	if (c->out_len + len > c->out_cap) {
 		if (c->out_off > 0) {
 			memmove(c->out, c->out + c->out_off,
@@ -204,6 +219,74 @@ void conn_set_reading(struct conn *c, bool on)
 {
 	c->reading = on;
 	schedule(c);
+}
+
+void conn_expect_proxy_header(struct conn *c)
+{
+	if (c->state != CONN_PLAIN)
+		return;
+	c->state = CONN_PROXY_HEADER;
+	schedule(c);
+}
+
+const struct proxy_proto_result *conn_proxy_result(const struct conn *c)
+{
+	return &c->proxy;
+}
+
+const char *conn_proxy_error(const struct conn *c)
+{
+	return c->proxy_error;
+}
+
+/* Peek at what came, and take exactly the header once it is complete:
+ * nothing of the client's own first octets (a TLS ClientHello) is
+ * consumed. The socket is watched edge-triggered meanwhile, as peeked
+ * octets stay readable. The callback may free c. */
+static void conn_proxy_read(struct conn *c)
+{
+	unsigned char buf[PROXY_PROTO_MAX];
+	enum proxy_proto_status st;
+	size_t hlen = 0;
+	ssize_t n;
+
+	n = recv(c->fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
+		      errno == EINTR)) {
+		sd_event_source_set_io_events(c->io, EPOLLIN | EPOLLET);
+		return;
+	}
+	if (n <= 0) {
+		c->proxy_error = n == 0 ? "closed" : strerror(errno);
+		goto failed;
+	}
+	st = proxy_proto_parse(buf, (size_t)n, &hlen, &c->proxy);
+	if (st == PROXY_PROTO_NEED_MORE) {
+		if ((size_t)n >= sizeof(buf)) {
+			c->proxy_error = "header too long";
+			goto failed;
+		}
+		sd_event_source_set_io_events(c->io, EPOLLIN | EPOLLET);
+		return;
+	}
+	if (st == PROXY_PROTO_INVALID) {
+		c->proxy_error = "no valid PROXY header";
+		goto failed;
+	}
+	if (recv(c->fd, buf, hlen, MSG_DONTWAIT) != (ssize_t)hlen) {
+		c->proxy_error = "short read";
+		goto failed;
+	}
+	c->state = CONN_PLAIN;
+	conn_update_events(c);
+	c->cb(c, CONN_EV_PROXY_HEADER, c->ctx);
+	return;
+failed:
+	c->state = CONN_PLAIN;
+	c->closing = true;
+	c->reading = false;
+	conn_update_events(c);
+	c->cb(c, CONN_EV_PROXY_FAILED, c->ctx);
 }
 
 void conn_start_tls(struct conn *c, SSL_CTX *ctx)
@@ -511,6 +594,10 @@ static void conn_run(struct conn *c)
 
 	if (c->state == CONN_DEAD)
 		return;
+	if (c->state == CONN_PROXY_HEADER) {
+		conn_proxy_read(c);
+		return;
+	}
 	if (c->state == CONN_HANDSHAKE) {
 		r = conn_handshake(c);
 		if (r < 0) {

@@ -22,6 +22,8 @@ enum conn_event {
 	CONN_EV_TLS_READY,	/* handshake done */
 	CONN_EV_TIMEOUT,	/* the deadline passed */
 	CONN_EV_CLOSED,		/* peer closed or I/O error; conn is dead */
+	CONN_EV_PROXY_HEADER,	/* the PROXY header was read */
+	CONN_EV_PROXY_FAILED,	/* none, or a bad one; nothing more is read */
 };
 
 typedef void conn_callback(struct conn *c, enum conn_event ev, void *ctx);
@@ -35,7 +37,9 @@ void conn_free(struct conn **c);
 struct line_reader *conn_input(struct conn *c);
 
 /* Queue output; bounded by the caller (replies are small and a session
- * stops reading while output is pending past conn_output_full()). */
+ * stops reading while output is pending past conn_output_full()). A
+ * hard cap behind that (CONN_OUTPUT_MAX in conn.c) aborts the
+ * connection rather than let the buffer grow. */
 void conn_write(struct conn *c, const void *data, size_t len);
 void conn_printf(struct conn *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -44,6 +48,17 @@ bool conn_output_full(const struct conn *c);
 
 /* Stop / resume reading from the socket (backpressure, async work). */
 void conn_set_reading(struct conn *c, bool on);
+
+/* PROXY protocol (proxy_proto.h), before anything else on a new
+ * connection: read exactly the header, leaving what follows (a TLS
+ * ClientHello) unread. CONN_EV_PROXY_HEADER follows, with the result in
+ * conn_proxy_result(), or CONN_EV_PROXY_FAILED with the reason in
+ * conn_proxy_error() (then nothing more is read; output may still be
+ * queued and closed after). The callback may free c. */
+struct proxy_proto_result;
+void conn_expect_proxy_header(struct conn *c);
+const struct proxy_proto_result *conn_proxy_result(const struct conn *c);
+const char *conn_proxy_error(const struct conn *c);
 
 /* Flush pending plaintext output, then run a TLS server handshake. Input
  * buffered so far is dropped. CONN_EV_TLS_READY or CONN_EV_CLOSED

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "data_filter.h"
+#include "header_scan.h"
 #include "xalloc.h"
 
 /* Output is collected here and handed to emit in batches. */
@@ -55,6 +56,16 @@ struct data_filter {
 	enum data_filter_status error;
 	/* DATA_FILTER_MORE until the end was seen. */
 	enum data_filter_status result;
+	/* Output also stops at a NUL, or when the header check refuses;
+	 * either ranks below a latched error at the end. */
+	bool nul;
+	bool refused;
+
+	/* What the output's header section says (From:, Sender:,
+	 * Message-ID:), and who decides on it when it ends. */
+	struct header_scan hs;
+	data_filter_check *check;
+	void *check_ctx;
 
 	/* Header section. Fields are filtered as they arrive; what is kept
 	 * is held until the section ends (so that prepend comes first), or
@@ -90,6 +101,12 @@ static void latch(struct data_filter *df, enum data_filter_status error)
 {
 	if (df->error == DATA_FILTER_MORE)
 		df->error = error;
+}
+
+/* Nothing more goes out. */
+static bool stopped(const struct data_filter *df)
+{
+	return df->error != DATA_FILTER_MORE || df->nul || df->refused;
 }
 
 /* --- output --- */
@@ -159,6 +176,21 @@ static void hold_put(struct data_filter *df, const char *p, size_t n)
 
 static void dest_put(struct data_filter *df, const char *p, size_t n)
 {
+	/* RFC 5321 §4.5.2 / RFC 6152: NUL is not text. A smarthost that
+	 * drops NULs would see "CRLF NUL . CRLF" as an end of data and the
+	 * rest as commands (SMTP smuggling): nothing with a NUL goes up. */
+	const char *nul = memchr(p, '\0', n);
+
+	if (nul != NULL) {
+		/* what came before it still goes, so the output does not
+		 * depend on how the input was split */
+		n = (size_t)(nul - p);
+		df->nul = true;
+		if (n == 0)
+			return;
+	}
+	if (!df->hs.done)
+		header_scan_feed(&df->hs, p, n);
 	if (df->holding)
 		hold_put(df, p, n);
 	else
@@ -168,7 +200,7 @@ static void dest_put(struct data_filter *df, const char *p, size_t n)
 /* Octets of one output line (never CR or LF). */
 static void line_out(struct data_filter *df, const char *p, size_t n)
 {
-	if (df->error != DATA_FILTER_MORE || n == 0)
+	if (stopped(df) || n == 0)
 		return;
 	/* RFC 5321 §4.5.2: a line that starts with "." gets one more. */
 	if (df->out_bol && p[0] == '.')
@@ -179,7 +211,7 @@ static void line_out(struct data_filter *df, const char *p, size_t n)
 
 static void line_end_out(struct data_filter *df)
 {
-	if (df->error != DATA_FILTER_MORE)
+	if (stopped(df))
 		return;
 	dest_put(df, "\r\n", 2);
 	df->out_bol = true;
@@ -290,6 +322,27 @@ static void hdr_content(struct data_filter *df, const char *p, size_t n)
 	}
 }
 
+/* The header section has ended: the check decides before any of it
+ * (or, past DATA_FILTER_HEADER_MAX, before any body octet) goes out. */
+static void hdr_done(struct data_filter *df)
+{
+	df->in_header = false;
+	header_scan_finish(&df->hs);
+	if (!stopped(df) && df->check != NULL &&
+	    !df->check(&df->hs, df->check_ctx))
+		df->refused = true;
+	if (df->refused) {
+		if (df->hold != NULL)
+			free_secret(df->hold, df->hold_cap);
+		df->hold = NULL;
+		df->hold_len = df->hold_cap = 0;
+		df->holding = false;
+		return;
+	}
+	if (df->holding)
+		hold_release(df);
+}
+
 static void hdr_line_end(struct data_filter *df)
 {
 	bool empty = df->hline_start;
@@ -299,10 +352,8 @@ static void hdr_line_end(struct data_filter *df)
 		/* RFC 5322 §2.1: the empty line ends the header section. */
 		if (df->fstate == F_WSP)
 			pending_keep(df);
-		df->in_header = false;
-		if (df->holding)
-			hold_release(df);
 		line_end_out(df);
+		hdr_done(df);
 		return;
 	}
 	switch (df->fstate) {
@@ -328,9 +379,7 @@ static void hdr_finish(struct data_filter *df)
 {
 	if (df->fstate == F_WSP)
 		pending_keep(df);
-	if (df->holding)
-		hold_release(df);
-	df->in_header = false;
+	hdr_done(df);
 }
 
 /* --- the message as unstuffed, normalized --- */
@@ -344,8 +393,8 @@ static void sink_content(struct data_filter *df, const char *p, size_t n)
 	if (df->error != DATA_FILTER_MORE)
 		return;
 	/* what fits is emitted, so the output does not depend on how the
-	 * input was split */
-	if (take > 0) {
+	 * input was split; after a NUL or a refusal only the size counts */
+	if (take > 0 && !stopped(df)) {
 		if (df->in_header)
 			hdr_content(df, p, take);
 		else
@@ -363,7 +412,7 @@ static void sink_line_end(struct data_filter *df, bool bare)
 	df->size = df->size > UINT64_MAX - 2 ? UINT64_MAX : df->size + 2;
 	if (df->size > df->max_size)
 		latch(df, DATA_FILTER_TOO_BIG);
-	if (df->error != DATA_FILTER_MORE)
+	if (stopped(df))
 		return;
 	if (df->in_header)
 		hdr_line_end(df);
@@ -391,10 +440,18 @@ static void dot_line(struct data_filter *df, bool bare)
 
 static void finish(struct data_filter *df)
 {
-	if (df->error == DATA_FILTER_MORE && df->in_header)
+	if (df->in_header && !stopped(df))
 		hdr_finish(df);
-	df->result = df->error != DATA_FILTER_MORE ? df->error :
-		DATA_FILTER_DONE;
+	/* The message's own faults first: a refusal of its sender is only
+	 * news when the message could have gone. */
+	if (df->error != DATA_FILTER_MORE)
+		df->result = df->error;
+	else if (df->nul)
+		df->result = DATA_FILTER_NUL;
+	else if (df->refused)
+		df->result = DATA_FILTER_REFUSED;
+	else
+		df->result = DATA_FILTER_DONE;
 	if (df->hold != NULL)
 		free_secret(df->hold, df->hold_cap);
 	df->hold = NULL;
@@ -424,6 +481,9 @@ struct data_filter *data_filter_new(enum bare_newline mode, uint64_t max_size,
 	}
 	df->pending_cap = df->drop_len + PENDING_WSP_MAX;
 	df->pending = xmalloc(df->pending_cap);
+	/* The scan sees the message as it goes out, ours first. */
+	header_scan_init(&df->hs);
+	header_scan_feed(&df->hs, df->prepend, df->prepend_len);
 
 	/* RFC 5321 §4.1.1.4: the first CR LF of the end sequence may be the
 	 * one that ended the DATA command. */
@@ -451,6 +511,7 @@ void data_filter_free(struct data_filter **dfp)
 		free_secret(df->hold, df->hold_cap);
 	free_secret(df->pending, df->pending_cap);
 	free_secret(df->prepend, df->prepend_len + 1);
+	header_scan_free(&df->hs);
 	if (df->drop != NULL)
 		free_secret(df->drop, df->drop_len + 1);
 	free_secret(df, sizeof(*df));
@@ -552,5 +613,26 @@ uint64_t data_filter_size(const struct data_filter *df)
 
 bool data_filter_failed(const struct data_filter *df)
 {
-	return df->error != DATA_FILTER_MORE;
+	return stopped(df);
+}
+
+void data_filter_set_check(struct data_filter *df, data_filter_check *check,
+			   void *ctx)
+{
+	df->check = check;
+	df->check_ctx = ctx;
+}
+
+const struct header_scan *data_filter_headers(const struct data_filter *df)
+{
+	return &df->hs;
+}
+
+const char *data_filter_message_id(const struct data_filter *df)
+{
+	for (size_t i = 0; i < df->hs.n; i++)
+		if (df->hs.v[i].field == HS_MESSAGE_ID)
+			return df->hs.v[i].value +
+			       strspn(df->hs.v[i].value, " \t");
+	return NULL;
 }

@@ -36,6 +36,14 @@
  *   would otherwise continue our own last prepended field.
  * - A message that ends inside its header section (no empty line) gets
  *   its headers emitted at the end; an empty message gets just `prepend`.
+ * - A NUL anywhere in what would go out stops the output; the message is
+ *   marked DATA_FILTER_NUL (RFC 5321 §4.5.2: NUL is not text).
+ * - The output's header section (our prepended lines first) is scanned
+ *   (header_scan.h) as it is produced. When it ends, and before any of
+ *   it leaves the filter (past DATA_FILTER_HEADER_MAX: before any body
+ *   octet), the check set with data_filter_set_check() decides; a
+ *   refusal stops the output and marks the message DATA_FILTER_REFUSED.
+ *   A message refused so emits nothing at all.
  * - The body is emitted as it comes (no line is held longer than needed
  *   to see its first octets and its end), so memory does not grow with
  *   line length or message size.
@@ -56,12 +64,20 @@ enum data_filter_status {
 	DATA_FILTER_DONE,		/* end seen, message good */
 	DATA_FILTER_BARE_NEWLINE,	/* end seen; refuse 550 5.5.2 */
 	DATA_FILTER_TOO_BIG,		/* end seen; refuse 552 5.3.4 */
+	DATA_FILTER_NUL,		/* end seen; refuse 550 5.6.0 */
+	DATA_FILTER_REFUSED,		/* end seen; the check said no */
 };
+/* At the end the first of TOO_BIG or BARE_NEWLINE wins, then NUL, then
+ * REFUSED. */
 
 /* Output: called with a chunk of filtered octets to send upstream. */
 typedef void data_filter_emit(const char *buf, size_t len, void *ctx);
 
 struct data_filter;
+struct header_scan;
+
+/* The header section has ended: true lets the message go on. */
+typedef bool data_filter_check(const struct header_scan *hs, void *ctx);
 
 /* prepend and drop_header are copied. drop_header NULL or "": drop
  * nothing. */
@@ -83,8 +99,17 @@ enum data_filter_status data_filter_feed(struct data_filter *df,
 
 /* Octets counted so far (the message as unstuffed). */
 uint64_t data_filter_size(const struct data_filter *df);
-/* True once the message is marked TOO_BIG or BARE_NEWLINE (output has
- * stopped), even before the end is seen. */
+/* True once the message is marked TOO_BIG, BARE_NEWLINE, NUL or
+ * REFUSED (output has stopped), even before the end is seen. */
 bool data_filter_failed(const struct data_filter *df);
+
+/* Set before the first feed. NULL: every header section passes. */
+void data_filter_set_check(struct data_filter *df, data_filter_check *check,
+			   void *ctx);
+/* The scan of the output's header section so far. */
+const struct header_scan *data_filter_headers(const struct data_filter *df);
+/* The first Message-ID: field's value, without leading blanks; NULL if
+ * none (yet). */
+const char *data_filter_message_id(const struct data_filter *df);
 
 #endif

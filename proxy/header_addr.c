@@ -180,6 +180,17 @@ static int skip_cfws(struct lexer *lx)
 	return 0;
 }
 
+/* *p closes the token that began at t->p: take it, and go past. */
+static bool token_closed(struct lexer *lx, struct token *t, const char *p,
+			 char close)
+{
+	if (*p != close)
+		return false;
+	t->len = (size_t)(p - t->p);
+	lx->p = p + 1;
+	return true;
+}
+
 /* RFC 5322 §3.2.4 quoted-string, lx->p after the opening quote. */
 static int lex_quoted(struct lexer *lx, struct token *t)
 {
@@ -191,11 +202,8 @@ static int lex_quoted(struct lexer *lx, struct token *t)
 		unsigned char c = (unsigned char)*p;
 		size_t n;
 
-		if (c == '"') {
-			t->len = (size_t)(p - t->p);
-			lx->p = p + 1;
+		if (token_closed(lx, t, p, '"'))
 			return 0;
-		}
 		if (c == '\\') {
 			/* quoted-pair = "\" (VCHAR / WSP), RFC 6532 §3.2
 			 * adding UTF-8 */
@@ -236,11 +244,8 @@ static int lex_literal(struct lexer *lx, struct token *t)
 		unsigned char c = (unsigned char)*p;
 		size_t n;
 
-		if (c == ']') {
-			t->len = (size_t)(p - t->p);
-			lx->p = p + 1;
+		if (token_closed(lx, t, p, ']'))
 			return 0;
-		}
 		if (c == '\r' || c == '\n') {
 			if ((n = fold_len(lx, p)) == 0)
 				return -1;

@@ -15,6 +15,30 @@ void line_reader_init(struct line_reader *lr, size_t cap, size_t max_line)
 	lr->start = lr->end = 0;
 	lr->max_line = max_line;
 	lr->discarding = false;
+	lr->crlf_only = false;
+	lr->discard_cr = false;
+}
+
+void line_reader_set_crlf_only(struct line_reader *lr, bool on)
+{
+	lr->crlf_only = on;
+}
+
+/* The LF that ends the next line, or NULL. In crlf_only mode a LF not
+ * preceded by CR is line content (RFC 5321 §2.3.8). */
+static char *line_end(const struct line_reader *lr, char *p, size_t avail)
+{
+	size_t off = 0;
+
+	for (;;) {
+		char *lf = memchr(p + off, '\n', avail - off);
+
+		if (lf == NULL || !lr->crlf_only)
+			return lf;
+		if (lf > p ? lf[-1] == '\r' : lr->discarding && lr->discard_cr)
+			return lf;
+		off = (size_t)(lf - p) + 1;
+	}
 }
 
 void line_reader_free(struct line_reader *lr)
@@ -56,10 +80,11 @@ enum line_status line_reader_next(struct line_reader *lr, char **line_r,
 	for (;;) {
 		char *p = lr->buf + lr->start;
 		size_t avail = lr->end - lr->start;
-		char *lf = memchr(p, '\n', avail);
+		char *lf = line_end(lr, p, avail);
 
 		if (lr->discarding) {
 			if (lf == NULL) {
+				lr->discard_cr = avail > 0 && p[avail - 1] == '\r';
 				lr->start = lr->end = 0;
 				return LINE_NONE;
 			}
@@ -71,6 +96,7 @@ enum line_status line_reader_next(struct line_reader *lr, char **line_r,
 			/* +1: a CR may be waiting for its LF. */
 			if (avail > lr->max_line + 1) {
 				lr->discarding = true;
+				lr->discard_cr = false;
 				continue;
 			}
 			return LINE_NONE;
@@ -112,4 +138,5 @@ void line_reader_clear(struct line_reader *lr)
 	explicit_bzero(lr->buf, lr->cap);
 	lr->start = lr->end = 0;
 	lr->discarding = false;
+	lr->discard_cr = false;
 }

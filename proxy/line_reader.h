@@ -1,5 +1,5 @@
-/* Line reader: a fixed input buffer that yields CRLF- (or LF-) terminated
- * lines, bounded by a maximum line length. A longer line is dropped up to
+/* Line reader: a fixed input buffer that yields CRLF- (or, unless
+ * crlf_only, LF-) terminated lines, bounded by a maximum line length. A longer line is dropped up to
  * its end and reported once as LINE_TOO_LONG, so memory never grows with
  * what a client sends. The caller reads directly into the free space
  * (line_reader_space/commit) to avoid a copy. */
@@ -17,11 +17,18 @@ struct line_reader {
 	size_t start, end;	/* unconsumed data is buf[start..end) */
 	size_t max_line;	/* longest line content accepted, without CRLF */
 	bool discarding;	/* inside an over-long line, dropping to LF */
+	bool crlf_only;		/* only CR LF ends a line */
+	bool discard_cr;	/* discarding, and the last octet was CR */
 };
 
 /* cap must be > max_line + 2. */
 void line_reader_init(struct line_reader *lr, size_t cap, size_t max_line);
 void line_reader_free(struct line_reader *lr);
+
+/* RFC 5321 §2.3.8: only CR LF ends a line; a bare LF is then part of
+ * the line (for the caller to refuse, as it refuses a bare CR). Off by
+ * default: a lone LF also ends a line. */
+void line_reader_set_crlf_only(struct line_reader *lr, bool on);
 
 /* Free space for new input (compacting first); *avail_r may be 0 when
  * the buffer holds unconsumed data that fills it. */

@@ -21,9 +21,11 @@
 #include "conn.h"
 #include "log.h"
 #include "relay.h"
+#include "relay_targets.h"
 #include "relay_token.h"
-#include "server.h"
+#include "settings.h"
 #include "smtp_reply.h"
+#include "strbuf.h"
 #include "tls.h"
 #include "xalloc.h"
 
@@ -36,180 +38,6 @@
 #define RELAY_DEAD_USEC (60 * USEC_PER_SEC)
 #define RELAY_CLOSE_GRACE_USEC (5 * USEC_PER_SEC)
 #define RELAY_SECRET_MAX 1024
-#define RELAY_DEAD_SLOTS 64
-
-/* Targets */
-
-struct relay_target {
-	char *host;
-	char *port;
-	char *name;			/* "host:port" for logs */
-	struct sockaddr_storage *addrs;
-	socklen_t *lens;
-	size_t n_addrs;
-};
-
-struct relay_targets {
-	struct relay_target *t;
-	size_t n;
-};
-
-struct relay_targets *relay_targets_resolve(const struct config *cfg,
-					    struct config_errors *errs)
-{
-	struct relay_targets *ts = xcalloc(1, sizeof(*ts));
-
-	ts->t = xcalloc(cfg->n_smarthost ? cfg->n_smarthost : 1,
-			sizeof(*ts->t));
-	ts->n = cfg->n_smarthost;
-	for (size_t i = 0; i < cfg->n_smarthost; i++) {
-		const struct config_hostport *h = &cfg->smarthost[i];
-		struct relay_target *t = &ts->t[i];
-		struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
-					  .ai_flags = AI_NUMERICSERV };
-		struct addrinfo *res = NULL, *ai;
-		int r;
-
-		t->host = xstrdup(h->host);
-		t->port = xstrdup(h->port);
-		t->name = xasprintf("%s%s%s:%s", strchr(h->host, ':') ? "[" : "",
-				    h->host, strchr(h->host, ':') ? "]" : "",
-				    h->port);
-		r = getaddrinfo(h->host, h->port, &hints, &res);
-		if (r != 0) {
-			/* Not fatal: DNS may come back; the host counts as
-			 * unreachable until the next reload. */
-			log_warn("%s:%u: smarthost %s: %s", cfg->path, h->line,
-				 t->name, gai_strerror(r));
-			continue;
-		}
-		for (ai = res; ai != NULL; ai = ai->ai_next)
-			t->n_addrs++;
-		t->addrs = xcalloc(t->n_addrs, sizeof(*t->addrs));
-		t->lens = xcalloc(t->n_addrs, sizeof(*t->lens));
-		t->n_addrs = 0;
-		for (ai = res; ai != NULL; ai = ai->ai_next) {
-			if (ai->ai_addrlen > sizeof(t->addrs[0]))
-				continue;
-			memcpy(&t->addrs[t->n_addrs], ai->ai_addr, ai->ai_addrlen);
-			t->lens[t->n_addrs++] = ai->ai_addrlen;
-		}
-		freeaddrinfo(res);
-	}
-	(void)errs;
-	return ts;
-}
-
-void relay_targets_free(struct relay_targets **tsp)
-{
-	struct relay_targets *ts = *tsp;
-
-	if (ts == NULL)
-		return;
-	*tsp = NULL;
-	for (size_t i = 0; i < ts->n; i++) {
-		free(ts->t[i].host);
-		free(ts->t[i].port);
-		free(ts->t[i].name);
-		free(ts->t[i].addrs);
-		free(ts->t[i].lens);
-	}
-	free(ts->t);
-	free(ts);
-}
-
-/* ca_file from the bundle into the context's store. */
-static int load_ca(SSL_CTX *ctx, const struct bundle *b, const char *path)
-{
-	X509_STORE *store = SSL_CTX_get_cert_store(ctx);
-	BIO *bio = tls_bundle_bio(b, path);
-	unsigned n = 0;
-	X509 *x;
-
-	if (bio == NULL)
-		return 0;
-	while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
-		if (X509_STORE_add_cert(store, x) == 1)
-			n++;
-		X509_free(x);
-	}
-	BIO_free(bio);
-	if (n > 0 && ERR_GET_REASON(ERR_peek_last_error()) ==
-	    PEM_R_NO_START_LINE)
-		ERR_clear_error();
-	return n > 0 && ERR_peek_error() == 0;
-}
-
-SSL_CTX *relay_tls_ctx_new(const struct config *cfg, const struct bundle *b,
-			   struct config_errors *errs)
-{
-	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-
-	if (ctx == NULL) {
-		config_errors_add(errs, "%s: cannot create TLS context",
-				  cfg->path);
-		return NULL;
-	}
-	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS |
-			 SSL_MODE_ENABLE_PARTIAL_WRITE |
-			 SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION |
-			    SSL_OP_NO_RENEGOTIATION);
-	if (cfg->relay_ca_file != NULL) {
-		if (load_ca(ctx, b, cfg->relay_ca_file) != 1) {
-			unsigned long e = ERR_get_error();
-
-			config_errors_add(errs, "%s: [relay] ca_file %s: %s",
-					  cfg->path, cfg->relay_ca_file,
-					  ERR_reason_error_string(e) ?
-					  ERR_reason_error_string(e) : "invalid");
-			ERR_clear_error();
-			SSL_CTX_free(ctx);
-			return NULL;
-		}
-	} else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
-		ERR_clear_error();
-	}
-	return ctx;
-}
-
-/* Smarthosts that failed recently, shared by every thread. */
-static pthread_mutex_t dead_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct {
-	char name[300];
-	uint64_t until;
-} dead[RELAY_DEAD_SLOTS];
-
-static bool target_is_dead(const char *name, uint64_t now)
-{
-	bool r = false;
-
-	pthread_mutex_lock(&dead_lock);
-	for (size_t i = 0; i < RELAY_DEAD_SLOTS; i++)
-		if (dead[i].until > now && strcmp(dead[i].name, name) == 0)
-			r = true;
-	pthread_mutex_unlock(&dead_lock);
-	return r;
-}
-
-static void target_set_dead(const char *name, uint64_t until)
-{
-	size_t slot = 0;
-
-	pthread_mutex_lock(&dead_lock);
-	for (size_t i = 0; i < RELAY_DEAD_SLOTS; i++) {
-		if (strcmp(dead[i].name, name) == 0) {
-			slot = i;
-			break;
-		}
-		if (dead[i].until < dead[slot].until)
-			slot = i;
-	}
-	snprintf(dead[slot].name, sizeof(dead[slot].name), "%s", name);
-	dead[slot].until = until;
-	pthread_mutex_unlock(&dead_lock);
-}
 
 /* The relay */
 
@@ -375,8 +203,8 @@ static void send_line(struct relay *r, enum relay_state next,
 		      uint64_t timeout, const char *fmt, ...)
 {
 	char buf[2048];
+	struct strbuf sb;
 	va_list ap;
-	int n;
 
 	/* Whatever is already buffered came before this command was sent:
 	 * a reply nobody asked for yet, which must not be taken for this
@@ -385,17 +213,17 @@ static void send_line(struct relay *r, enum relay_state next,
 		relay_fail(r, "reply before the command");
 		return;
 	}
+	strbuf_init(&sb, buf, sizeof(buf));
 	va_start(ap, fmt);
-	n = vsnprintf(buf, sizeof(buf) - 2, fmt, ap);
+	strbuf_vprintf(&sb, fmt, ap);
 	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof(buf) - 2) {
+	strbuf_add(&sb, "\r\n");
+	if (strbuf_truncated(&sb)) {
 		explicit_bzero(buf, sizeof(buf));
 		relay_fail(r, "command too long");
 		return;
 	}
-	buf[n++] = '\r';
-	buf[n++] = '\n';
-	conn_write(r->conn, buf, (size_t)n);
+	conn_write(r->conn, strbuf_str(&sb), strbuf_len(&sb));
 	explicit_bzero(buf, sizeof(buf));
 	sent(r, next, timeout);
 }
@@ -632,17 +460,14 @@ static void send_auth(struct relay *r)
 }
 
 /* xtext (RFC 3461 §4): '+', '=', controls and non-ASCII as "+XX". */
-static void xtext(char *out, size_t size, const char *in)
+static void xtext(struct strbuf *sb, const char *in)
 {
-	size_t o = 0;
-
-	for (const unsigned char *p = (const void *)in; *p && o + 4 < size; p++) {
+	for (const unsigned char *p = (const void *)in; *p; p++) {
 		if (*p < '!' || *p > '~' || *p == '+' || *p == '=')
-			o += (size_t)snprintf(out + o, size - o, "+%02X", *p);
+			strbuf_printf(sb, "+%02X", *p);
 		else
-			out[o++] = (char)*p;
+			strbuf_addc(sb, (char)*p);
 	}
-	out[o] = '\0';
 }
 
 /* Session set-up */
@@ -666,22 +491,27 @@ static void after_ehlo(struct relay *r)
 		return;
 	}
 	if (cfg->xclient && r->caps.xclient && !r->xclient_done) {
-		char login[3 * AUTH_USER_MAX + 1], addr[200];
+		char line[3 * AUTH_USER_MAX + 300];
+		struct strbuf sb;
 
 		/* Postfix XCLIENT_README: the smarthost logs and applies
 		 * policy to the real client. */
-		xtext(login, sizeof(login), r->login);
-		xtext(addr, sizeof(addr), r->client_ip);
+		strbuf_init(&sb, line, sizeof(line));
+		strbuf_add(&sb, "XCLIENT LOGIN=");
+		xtext(&sb, r->login);
+		strbuf_printf(&sb, " ADDR=%s",
+			      strchr(r->client_ip, ':') ? "IPV6:" : "");
+		xtext(&sb, r->client_ip);
+		strbuf_add(&sb, " NAME=[UNAVAILABLE]");
 		r->xclient_done = true;
-		send_line(r, R_XCLIENT, cfg->command_timeout_usec,
-			  "XCLIENT LOGIN=%s ADDR=%s%s NAME=[UNAVAILABLE]", login,
-			  strchr(r->client_ip, ':') ? "IPV6:" : "", addr);
+		send_line(r, R_XCLIENT, cfg->command_timeout_usec, "%s",
+			  strbuf_str(&sb));
 		return;
 	}
 	r->state = R_READY;
 	r->setting_up = false;
 	conn_set_deadline(r->conn, 0);
-	target_set_dead(cur_target(r)->name, 0);
+	relay_target_set_dead(cur_target(r)->name, 0);
 	log_info("session=%s smarthost %s ready%s%s", r->session_id,
 		 relay_host(r), conn_is_tls(r->conn) ? ", TLS" : "",
 		 r->authenticated ? ", authenticated" : "");
@@ -889,6 +719,9 @@ static void on_conn_event(struct conn *c, enum conn_event ev, void *ctx)
 		}
 		relay_failed(r);
 		break;
+	case CONN_EV_PROXY_HEADER:
+	case CONN_EV_PROXY_FAILED:
+		break;	/* never asked for towards a smarthost */
 	}
 }
 
@@ -992,7 +825,7 @@ static void relay_connect(struct relay *r)
 		sd_event_now(r->event, CLOCK_MONOTONIC, &now);
 		if (r->addr == 0) {
 			uint64_t bit = 1ULL << (r->target % 64);
-			bool skip = r->pass == 0 ? target_is_dead(t->name, now)
+			bool skip = r->pass == 0 ? relay_target_is_dead(t->name, now)
 						 : (r->tried & bit) != 0;
 
 			if (skip) {
@@ -1005,7 +838,7 @@ static void relay_connect(struct relay *r)
 		}
 		if (r->addr >= t->n_addrs) {
 			if (t->n_addrs > 0 || r->pass == 0)
-				target_set_dead(t->name, now + RELAY_DEAD_USEC);
+				relay_target_set_dead(t->name, now + RELAY_DEAD_USEC);
 			r->target++;
 			r->addr = 0;
 			continue;
@@ -1048,7 +881,7 @@ static void relay_try_next(struct relay *r)
 	uint64_t now = 0;
 
 	sd_event_now(r->event, CLOCK_MONOTONIC, &now);
-	target_set_dead(cur_target(r)->name, now + RELAY_DEAD_USEC);
+	relay_target_set_dead(cur_target(r)->name, now + RELAY_DEAD_USEC);
 	conn_free(&r->conn);
 	connect_cleanup(r);
 	r->target++;
@@ -1137,37 +970,36 @@ void relay_close(struct relay **rp)
 int relay_mail(struct relay *r, const struct smtp_mail_args *m,
 	       struct relay_reply *rep)
 {
-	char params[1200] = "", env[SMTP_XTEXT_MAX + 1];
-	size_t o = 0;
+	char params[1200];
+	struct strbuf sb;
 
 	if (m->smtputf8 && !r->caps.smtputf8) {
 		reply_set(rep, 553, "5.6.7",
 			  "The smarthost does not support SMTPUTF8");
 		return -1;
 	}
-#define ADD(...) o += (size_t)snprintf(params + o, sizeof(params) - o, __VA_ARGS__)
+	strbuf_init(&sb, params, sizeof(params));
 	if (m->has_size && r->caps.size)
-		ADD(" SIZE=%llu", (unsigned long long)m->size);
+		strbuf_printf(&sb, " SIZE=%llu", (unsigned long long)m->size);
 	if (m->body == SMTP_BODY_8BITMIME && r->caps.eightbitmime)
-		ADD(" BODY=8BITMIME");
+		strbuf_add(&sb, " BODY=8BITMIME");
 	else if (m->body == SMTP_BODY_7BIT && r->caps.eightbitmime)
-		ADD(" BODY=7BIT");
+		strbuf_add(&sb, " BODY=7BIT");
 	if (m->smtputf8)
-		ADD(" SMTPUTF8");
+		strbuf_add(&sb, " SMTPUTF8");
 	if (r->caps.dsn && m->ret[0] != '\0')
-		ADD(" RET=%s", m->ret);
+		strbuf_printf(&sb, " RET=%s", m->ret);
 	if (r->caps.dsn && m->envid[0] != '\0')
-		ADD(" ENVID=%s", m->envid);
+		strbuf_printf(&sb, " ENVID=%s", m->envid);
 	if (r->authenticated) {
 		/* RFC 4954 §5: who submitted it, never the client's claim. */
 		if (r->address != NULL) {
-			xtext(env, sizeof(env), r->address);
-			ADD(" AUTH=%s", env);
+			strbuf_add(&sb, " AUTH=");
+			xtext(&sb, r->address);
 		} else {
-			ADD(" AUTH=<>");
+			strbuf_add(&sb, " AUTH=<>");
 		}
 	}
-#undef ADD
 	send_line(r, R_CMD, r->cfg->command_timeout_usec, "MAIL FROM:<%s>%s",
 		  m->path, params);
 	return 0;
@@ -1175,15 +1007,14 @@ int relay_mail(struct relay *r, const struct smtp_mail_args *m,
 
 void relay_rcpt(struct relay *r, const struct smtp_rcpt_args *rc)
 {
-	char params[SMTP_XTEXT_MAX + 100] = "";
-	size_t o = 0;
+	char params[SMTP_XTEXT_MAX + 100];
+	struct strbuf sb;
 
+	strbuf_init(&sb, params, sizeof(params));
 	if (r->caps.dsn && rc->notify[0] != '\0')
-		o += (size_t)snprintf(params + o, sizeof(params) - o,
-				      " NOTIFY=%s", rc->notify);
+		strbuf_printf(&sb, " NOTIFY=%s", rc->notify);
 	if (r->caps.dsn && rc->orcpt[0] != '\0')
-		o += (size_t)snprintf(params + o, sizeof(params) - o,
-				      " ORCPT=%s", rc->orcpt);
+		strbuf_printf(&sb, " ORCPT=%s", rc->orcpt);
 	send_line(r, R_CMD, r->cfg->command_timeout_usec, "RCPT TO:<%s>%s",
 		  rc->path, params);
 }

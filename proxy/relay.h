@@ -19,6 +19,7 @@
 #include <systemd/sd-event.h>
 
 #include "config.h"
+#include "relay_targets.h"
 #include "smtp_cmd.h"
 #include "smtp_reply.h"
 
@@ -52,18 +53,6 @@ struct relay_identity {
 	const char *client_ip;
 	const char *session_id;
 };
-
-/* Resolved smarthosts, part of the settings (resolved at load and
- * reload, never on the event loop). */
-struct relay_targets;
-struct bundle;
-struct relay_targets *relay_targets_resolve(const struct config *cfg,
-					    struct config_errors *errs);
-void relay_targets_free(struct relay_targets **t);
-/* The client TLS context for smarthosts ([relay] ca_file or the system
- * store). */
-SSL_CTX *relay_tls_ctx_new(const struct config *cfg, const struct bundle *b,
-			   struct config_errors *errs);
 
 /* Start connecting; RELAY_EV_READY or RELAY_EV_FAILED follows. The
  * identity strings are copied. */

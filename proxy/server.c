@@ -25,52 +25,6 @@
 /* After EMFILE/ENFILE, stop accepting for this long. */
 #define ACCEPT_PAUSE_USEC (100 * 1000)
 
-struct stats stats;
-
-static pthread_mutex_t settings_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct settings *current_settings;
-
-struct settings *settings_get(void)
-{
-	struct settings *st;
-
-	pthread_mutex_lock(&settings_lock);
-	st = current_settings;
-	if (st != NULL)
-		atomic_fetch_add(&st->refs, 1);
-	pthread_mutex_unlock(&settings_lock);
-	return st;
-}
-
-void settings_put(struct settings **stp)
-{
-	struct settings *st = *stp;
-
-	if (st == NULL)
-		return;
-	*stp = NULL;
-	if (atomic_fetch_sub(&st->refs, 1) == 1) {
-		SSL_CTX_free(st->ssl_ctx);
-		SSL_CTX_free(st->relay_ssl_ctx);
-		relay_targets_free(&st->relay_targets);
-		if (st->relay_secret != NULL)
-			free_secret(st->relay_secret,
-				    strlen(st->relay_secret) + 1);
-		config_free(&st->cfg);
-		free(st);
-	}
-}
-
-void settings_publish(struct settings *st)
-{
-	struct settings *old;
-
-	pthread_mutex_lock(&settings_lock);
-	old = current_settings;
-	current_settings = st;
-	pthread_mutex_unlock(&settings_lock);
-	settings_put(&old);
-}
 
 struct listen_source {
 	struct server_thread *thread;
@@ -104,21 +58,6 @@ static int threads_done_fd = -1;
 static atomic_uint reload_generation;
 static atomic_bool stop_requested;
 
-sd_event *server_event(struct server_thread *t)
-{
-	return t->event;
-}
-
-struct auth_pool *server_auth_pool(struct server_thread *t)
-{
-	return t->auth;
-}
-
-bool server_stopping(const struct server_thread *t)
-{
-	return t->stopping;
-}
-
 static void set_accepting(struct server_thread *t, bool on)
 {
 	for (size_t i = 0; i < t->n_listen; i++)
@@ -134,14 +73,19 @@ static void thread_maybe_exit(struct server_thread *t)
 	}
 }
 
-void server_session_add(struct server_thread *t, struct smtp_session *s)
+/* A session joins its thread's list at once and leaves it when freed. */
+static void session_joined(struct smtp_session *s, void *ctx)
 {
+	struct server_thread *t = ctx;
+
 	smtp_session_link(&t->sessions, s);
 	t->n_sessions++;
 }
 
-void server_session_gone(struct server_thread *t, struct smtp_session *s)
+static void session_gone(struct smtp_session *s, void *ctx)
 {
+	struct server_thread *t = ctx;
+
 	smtp_session_unlink(&t->sessions, s);
 	t->n_sessions--;
 	thread_maybe_exit(t);
@@ -263,7 +207,15 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents,
 			settings_put(&st);
 			continue;
 		}
-		(void)smtp_session_new(t, st, cfd, &ss, ls->l->mode);
+		struct smtp_session_host host = {
+			.event = t->event,
+			.auth = t->auth,
+			.joined = session_joined,
+			.gone = session_gone,
+			.ctx = t,
+		};
+
+		(void)smtp_session_new(&host, st, cfd, &ss, ls->l->mode);
 	}
 	return 0;
 }

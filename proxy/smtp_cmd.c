@@ -604,21 +604,36 @@ static int bad_param_value(struct smtp_arg_error *err, const char *text)
 	return set_error(err, 501, "5.5.4", text);
 }
 
+/* prm's index in names; -1 with err set if it is unknown or was
+ * already given in this command. */
+static int param_known(const struct param *prm, const char *const *names,
+		       const char *unknown, const char *repeated,
+		       unsigned *seen, struct smtp_arg_error *err)
+{
+	int i = param_index(prm, names);
+
+	if (i < 0)
+		return set_error(err, 555, "5.5.4", unknown);
+	if ((*seen & (1U << i)) != 0)
+		return set_error(err, 555, "5.5.4", repeated);
+	*seen |= 1U << i;
+	return i;
+}
+
 enum mail_param { MAIL_SIZE, MAIL_BODY, MAIL_SMTPUTF8, MAIL_AUTH, MAIL_RET,
 		  MAIL_ENVID };
 static const char *const mail_params[] = { "SIZE", "BODY", "SMTPUTF8",
 					   "AUTH", "RET", "ENVID", NULL };
 
-static int mail_param(const struct param *prm, struct smtp_mail_args *out,
+static int mail_param(const struct param *prm, void *args,
 		      struct smtp_arg_error *err, unsigned *seen)
 {
-	int i = param_index(prm, mail_params);
+	struct smtp_mail_args *out = args;
+	int i = param_known(prm, mail_params, "Unknown MAIL parameter",
+			    "Repeated MAIL parameter", seen, err);
 
 	if (i < 0)
-		return set_error(err, 555, "5.5.4", "Unknown MAIL parameter");
-	if ((*seen & (1U << i)) != 0)
-		return set_error(err, 555, "5.5.4", "Repeated MAIL parameter");
-	*seen |= 1U << i;
+		return -1;
 
 	switch ((enum mail_param)i) {
 	case MAIL_SIZE:
@@ -693,29 +708,46 @@ static int parse_keyword_path(const char **pp, const char *keyword,
 	return 0;
 }
 
+/* The start of MAIL's or RCPT's arguments: err cleared, then the
+ * KEYWORD:<path> head. */
+static int args_head(const char **pp, const char *keyword,
+		     enum path_role role,
+		     char *path, bool *eightbit, struct smtp_arg_error *err)
+{
+	assert(*pp != NULL);
+	memset(err, 0, sizeof(*err));
+	return parse_keyword_path(pp, keyword, role, path, eightbit, err);
+}
+
+/* The parameters after the path, each through param (which refuses a
+ * repeated one with the help of seen). */
+typedef int param_fn(const struct param *prm, void *args,
+		     struct smtp_arg_error *err, unsigned *seen);
+
+static int args_params(const char **pp, param_fn *param, void *args,
+		       const char *bad_syntax, struct smtp_arg_error *err)
+{
+	struct param prm;
+	unsigned seen = 0;
+	int r;
+
+	while ((r = next_param(pp, &prm)) > 0)
+		if (param(&prm, args, err, &seen) < 0)
+			return -1;
+	return r < 0 ? bad_param_value(err, bad_syntax) : 0;
+}
+
 int smtp_parse_mail(const char *args, struct smtp_mail_args *out,
 		    struct smtp_arg_error *err)
 {
 	const char *p = args;
-	struct param prm;
-	unsigned seen = 0;
 	bool eightbit;
-	int r;
 
-	assert(args != NULL);
 	memset(out, 0, sizeof(*out));
-	memset(err, 0, sizeof(*err));
-
-	if (parse_keyword_path(&p, "FROM:", ROLE_SENDER, out->path,
-			       &eightbit, err) < 0)
+	if (args_head(&p, "FROM:", ROLE_SENDER, out->path, &eightbit, err) < 0 ||
+	    args_params(&p, mail_param, out, "Bad MAIL parameter syntax",
+			err) < 0)
 		goto fail;
-	while ((r = next_param(&p, &prm)) > 0)
-		if (mail_param(&prm, out, err, &seen) < 0)
-			goto fail;
-	if (r < 0) {
-		bad_param_value(err, "Bad MAIL parameter syntax");
-		goto fail;
-	}
 	/* RFC 6531: a non-ASCII address needs SMTPUTF8; X.6.7 "Non-ASCII
 	 * addresses not permitted for that sender/recipient". */
 	if (eightbit && !out->smtputf8) {
@@ -733,16 +765,15 @@ fail:
 enum rcpt_param { RCPT_NOTIFY, RCPT_ORCPT };
 static const char *const rcpt_params[] = { "NOTIFY", "ORCPT", NULL };
 
-static int rcpt_param(const struct param *prm, struct smtp_rcpt_args *out,
+static int rcpt_param(const struct param *prm, void *args,
 		      struct smtp_arg_error *err, unsigned *seen)
 {
-	int i = param_index(prm, rcpt_params);
+	struct smtp_rcpt_args *out = args;
+	int i = param_known(prm, rcpt_params, "Unknown RCPT parameter",
+			    "Repeated RCPT parameter", seen, err);
 
 	if (i < 0)
-		return set_error(err, 555, "5.5.4", "Unknown RCPT parameter");
-	if ((*seen & (1U << i)) != 0)
-		return set_error(err, 555, "5.5.4", "Repeated RCPT parameter");
-	*seen |= 1U << i;
+		return -1;
 
 	switch ((enum rcpt_param)i) {
 	case RCPT_NOTIFY:
@@ -761,30 +792,19 @@ int smtp_parse_rcpt(const char *args, struct smtp_rcpt_args *out,
 		    struct smtp_arg_error *err)
 {
 	const char *p = args;
-	struct param prm;
-	unsigned seen = 0;
 	bool eightbit;
-	int r;
 
-	assert(args != NULL);
 	memset(out, 0, sizeof(*out));
-	memset(err, 0, sizeof(*err));
-
-	if (parse_keyword_path(&p, "TO:", ROLE_RECIPIENT, out->path,
-			       &eightbit, err) < 0)
+	if (args_head(&p, "TO:", ROLE_RECIPIENT, out->path, &eightbit, err) < 0)
 		goto fail;
 	/* RFC 5321 §4.1.2: "<>" is a Reverse-path, never a Forward-path. */
 	if (out->path[0] == '\0') {
 		set_error(err, 501, "5.1.3", "Null recipient not allowed");
 		goto fail;
 	}
-	while ((r = next_param(&p, &prm)) > 0)
-		if (rcpt_param(&prm, out, err, &seen) < 0)
-			goto fail;
-	if (r < 0) {
-		bad_param_value(err, "Bad RCPT parameter syntax");
+	if (args_params(&p, rcpt_param, out, "Bad RCPT parameter syntax",
+			err) < 0)
 		goto fail;
-	}
 	/* A non-ASCII recipient is legal only in an SMTPUTF8 transaction,
 	 * which only the session knows (see smtp_cmd.h): eightbit is not
 	 * checked here. */

@@ -1,0 +1,158 @@
+/* Inside the SMTP session: the state shared by its parts, smtp_session.c
+ * (life cycle, the command table, dispatch), smtp_auth.c (AUTH) and
+ * smtp_tx.c (the mail transaction and its data). Nothing outside these
+ * files includes this header. */
+#ifndef AUTHRELAY_SMTP_SESSION_INT_H
+#define AUTHRELAY_SMTP_SESSION_INT_H
+
+#include <arpa/inet.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <systemd/sd-event.h>
+
+#include "audit.h"
+#include "auth_cache.h"
+#include "config.h"
+#include "conn.h"
+#include "log.h"
+#include "relay.h"
+#include "smtp_cmd.h"
+#include "smtp_session.h"
+
+/* RFC 5321 §4.5.3.1.4: a command line is at most 512 octets with CRLF;
+ * like every submission server we take up to 1000 (the text line limit,
+ * §4.5.3.1.6). */
+#define SMTP_CMD_LINE_MAX 998
+/* RFC 4954 §4: AUTH lines may be far longer (12288 recommended); ours
+ * carry at most a 256-octet name and a 1024-octet password, so 4096
+ * bounds every valid one. */
+#define SMTP_AUTH_LINE_MAX 4096
+
+enum session_state {
+	S_PROXY_HEADER,		/* waiting for the PROXY protocol header */
+	S_TLS_HANDSHAKE,	/* implicit TLS, or after STARTTLS */
+	S_CMD,			/* waiting for a command */
+	S_AUTH_PLAIN,		/* sent "334 ", waiting for the PLAIN response */
+	S_AUTH_LOGIN_USER,	/* sent the Username: prompt */
+	S_AUTH_LOGIN_PASS,	/* sent the Password: prompt */
+	S_AUTH_PENDING,		/* request with an auth worker */
+	S_AUTH_DELAY,		/* failure_delay before the 535 */
+	S_RELAY_WAIT,		/* smarthost connecting or answering */
+	S_DATA,			/* message data streaming to the smarthost */
+	S_CLOSING,		/* last reply queued, closing */
+};
+
+/* The command whose smarthost reply the session waits for. */
+enum relay_pending { P_NONE, P_MAIL, P_RCPT, P_DATA, P_DOT, P_RSET };
+
+enum helo_state { HELO_NONE, HELO_HELO, HELO_EHLO };
+
+/* One mail transaction (RFC 5321 §3.3): from MAIL to the end of DATA,
+ * RSET, or the end of the session. */
+struct smtp_tx {
+	bool open;			/* the smarthost took the MAIL */
+	struct smtp_mail_args mail;
+	struct smtp_rcpt_args rcpt;	/* the RCPT waiting for its reply */
+	char first_rcpt[SMTP_PATH_MAX + 1];
+	unsigned n_rcpt;		/* accepted by the smarthost */
+	unsigned n_rcpt_tried;
+	/* DATA: the filter (NUL check, header scan, sender check) */
+	struct data_filter *df;
+	bool relay_lost;		/* smarthost gone during DATA: 451 */
+	char refusal[300];		/* why the header check said no */
+	uint64_t data_start;
+};
+
+/* The session: the connection and who is on it. */
+struct smtp_session {
+	struct smtp_session *prev, *next;
+	struct smtp_session_host host;
+	struct settings *st;
+	const struct config *cfg;
+	struct conn *conn;
+	sd_event_source *resume;	/* continue with buffered commands */
+	sd_event_source *delay;		/* failure_delay timer */
+	struct auth_lookup *lookup;
+
+	unsigned long id;
+	char sid[24];
+	char proxy_peer[INET6_ADDRSTRLEN];	/* the balancer's address */
+	bool limits_counted;
+	uint64_t start_usec;
+	struct sockaddr_storage addr;
+	char client_ip[INET6_ADDRSTRLEN];
+	unsigned client_port;
+	enum listen_mode mode;
+	enum session_state state;
+	enum helo_state helo;
+	char helo_name[256];
+	bool authenticated;
+	bool stopping;
+	char user[AUTH_USER_MAX + 1];		/* canonical, once authenticated */
+	char login_user[AUTH_USER_MAX + 1];	/* name being authenticated */
+	unsigned char pw_hash[AUTH_CACHE_HASH_LEN];	/* for the cache */
+	bool pw_hash_set;
+	char address[AUTH_ADDRESS_MAX + 1];	/* the user's, for AUTH= */
+	char **addrs;			/* all the user's, for sender_check */
+	size_t n_addrs;
+	char **groups;			/* its rate groups (group_rate...) */
+	size_t n_groups;
+
+	struct smtp_tx *tx;		/* NULL between transactions */
+	struct relay *relay;
+	enum relay_pending pending;
+	unsigned long n_messages;
+
+	unsigned bad_commands;
+	unsigned auth_failures;
+	bool blocked;			/* this address just got blocked */
+	unsigned long n_commands;
+};
+
+#define slog(s, level, fmt, ...) \
+	log_msg(level, "session=%lu client=%s " fmt, (s)->id, (s)->client_ip, \
+		##__VA_ARGS__)
+/* An audit record of this session: its id and client come first. */
+#define saudit(s, level, event, ...) \
+	audit(level, event, "session", (s)->sid, "client", (s)->client_ip, \
+	      __VA_ARGS__, NULL)
+
+/* smtp_session.c */
+void session_reply(struct smtp_session *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* An error reply to a bad command; too many of them end the session. */
+void session_reply_error(struct smtp_session *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void session_close(struct smtp_session *s);
+void session_schedule_resume(struct smtp_session *s);
+uint64_t session_now(struct smtp_session *s);
+/* On a STARTTLS listener before STARTTLS. */
+bool session_tls_required(const struct smtp_session *s);
+void session_refuse_blocked(struct smtp_session *s);
+
+/* smtp_auth.c */
+void smtp_auth_cmd(struct smtp_session *s, const char *args);
+/* A line in one of the S_AUTH_* exchange states. */
+void smtp_auth_response(struct smtp_session *s, const char *line,
+			size_t len);
+/* A line too long for the exchange (RFC 4954 §4). */
+void smtp_auth_line_too_long(struct smtp_session *s);
+void smtp_auth_wipe(struct smtp_session *s);
+void smtp_auth_on_delay(struct smtp_session *s);
+/* What authentication left in the session (addresses, groups). */
+void smtp_auth_free(struct smtp_session *s);
+
+/* smtp_tx.c */
+void smtp_tx_mail(struct smtp_session *s, const char *args);
+void smtp_tx_rcpt(struct smtp_session *s, const char *args);
+void smtp_tx_data(struct smtp_session *s, const char *args);
+void smtp_tx_rset(struct smtp_session *s, const char *args);
+/* Client octets after the 354. */
+void smtp_tx_data_process(struct smtp_session *s);
+/* Forget the transaction (EHLO, TLS, QUIT, end of session); one the
+ * smarthost knows about takes the smarthost connection with it. */
+void smtp_tx_abandon(struct smtp_session *s);
+void smtp_tx_free(struct smtp_tx **tx);
+
+#endif

@@ -1,0 +1,482 @@
+/* The mail transaction (RFC 5321 §3.3, RFC 6409): MAIL, RCPT, DATA and
+ * RSET relayed one at a time to the smarthost, and the message data
+ * through the filter (data_filter.h): the NUL check, the header scan
+ * and the header sender check all happen there, so a refused message
+ * sends the smarthost no octet of data. */
+#include "autoconf.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "data_filter.h"
+#include "header_scan.h"
+#include "message_tag.h"
+#include "rate_limit.h"
+#include "sender_policy.h"
+#include "smtp_session_int.h"
+#include "xalloc.h"
+
+/* Commands handled per turn of the loop, for fairness between sessions. */
+#define TX_CHUNKS_PER_RUN 64
+
+void smtp_tx_free(struct smtp_tx **txp)
+{
+	struct smtp_tx *tx = *txp;
+
+	if (tx == NULL)
+		return;
+	*txp = NULL;
+	data_filter_free(&tx->df);
+	explicit_bzero(tx, sizeof(*tx));
+	free(tx);
+}
+
+void smtp_tx_abandon(struct smtp_session *s)
+{
+	if (s->tx != NULL && s->tx->open)
+		relay_abort(&s->relay);
+	smtp_tx_free(&s->tx);
+}
+
+static struct sender_user session_user(const struct smtp_session *s)
+{
+	return (struct sender_user){
+		.addrs = s->addrs, .n_addrs = s->n_addrs,
+		.groups = s->groups, .n_groups = s->n_groups,
+	};
+}
+
+/* The smarthost's reply, passed on as it is (RFC 3463 code included). */
+static void reply_relayed(struct smtp_session *s, const struct relay_reply *rep)
+{
+	session_reply(s, "%d %s %s", rep->code, rep->enhanced, rep->text);
+}
+
+static void relay_send_mail(struct smtp_session *s)
+{
+	struct relay_reply rep;
+
+	s->pending = P_MAIL;
+	s->state = S_RELAY_WAIT;
+	if (relay_mail(s->relay, &s->tx->mail, &rep) < 0) {
+		s->pending = P_NONE;
+		s->state = S_CMD;
+		smtp_tx_free(&s->tx);
+		reply_relayed(s, &rep);
+	}
+}
+
+static void end_of_data(struct smtp_session *s, const struct relay_reply *rep)
+{
+	struct smtp_tx *tx = s->tx;
+	char rcpts[16], size[24], code[32], ms[24], *qid;
+
+	snprintf(rcpts, sizeof(rcpts), "%u", tx->n_rcpt);
+	snprintf(size, sizeof(size), "%llu",
+		 (unsigned long long)(tx->df ? data_filter_size(tx->df) : 0));
+	snprintf(code, sizeof(code), "%d %s", rep->code, rep->enhanced);
+	snprintf(ms, sizeof(ms), "%llu",
+		 (unsigned long long)((session_now(s) - tx->data_start) / 1000));
+	/* Postfix, Exchange and most others: "... queued as ID". */
+	qid = strstr(rep->text, "queued as ");
+	saudit(s, rep->code / 100 == 2 ? LOG_LVL_INFO : LOG_LVL_NOTICE,
+	       "message", "user", s->user, "from", tx->mail.path,
+	       "rcpts", rcpts, "size", size,
+	       "message_id", tx->df ? data_filter_message_id(tx->df) : NULL,
+	       "smarthost", s->relay ? relay_host(s->relay) : NULL,
+	       "reply", code, "reply_text", rep->text,
+	       "queue_id", qid ? qid + 10 : NULL, "duration_ms", ms);
+	if (rep->code / 100 == 2)
+		s->n_messages++;
+	reply_relayed(s, rep);
+	smtp_tx_free(&s->tx);
+}
+
+static void on_relay_reply(struct smtp_session *s, enum relay_pending p,
+			   const struct relay_reply *rep)
+{
+	struct smtp_tx *tx = s->tx;
+
+	switch (p) {
+	case P_MAIL:
+		if (rep->code / 100 == 2)
+			tx->open = true;
+		else
+			smtp_tx_free(&s->tx);
+		reply_relayed(s, rep);
+		break;
+	case P_RCPT:
+		if (rep->code / 100 == 2) {
+			if (tx->n_rcpt == 0)
+				snprintf(tx->first_rcpt, sizeof(tx->first_rcpt),
+					 "%s", tx->rcpt.path);
+			tx->n_rcpt++;
+		}
+		reply_relayed(s, rep);
+		break;
+	case P_DATA:
+		if (rep->code != 354) {
+			/* No data phase; another DATA sets it up anew. */
+			data_filter_free(&tx->df);
+			reply_relayed(s, rep);
+			break;
+		}
+		s->state = S_DATA;
+		session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+		break;
+	case P_DOT:
+		end_of_data(s, rep);
+		break;
+	case P_RSET:
+		smtp_tx_free(&s->tx);
+		reply_relayed(s, rep);
+		break;
+	case P_NONE:
+		break;
+	}
+}
+
+static void on_relay_event(struct relay *r, enum relay_event ev,
+			   const struct relay_reply *rep, void *ctx)
+{
+	struct smtp_session *s = ctx;
+	enum relay_pending p = s->pending;
+
+	switch (ev) {
+	case RELAY_EV_READY:
+		if (p == P_MAIL)
+			relay_send_mail(s);
+		return;
+	case RELAY_EV_DRAINED:
+		conn_set_reading(s->conn, true);
+		session_schedule_resume(s);
+		return;
+	case RELAY_EV_FAILED:
+		relay_abort(&s->relay);
+		s->pending = P_NONE;
+		if (s->state == S_DATA) {
+			/* Read the client's message to its end, then 451. */
+			s->tx->relay_lost = true;
+			session_schedule_resume(s);
+			return;
+		}
+		if (p == P_NONE)
+			return;	/* idle: the next MAIL reconnects */
+		saudit(s, LOG_LVL_WARNING, "relay-failure", "user", s->user,
+		       "reason", rep->text);
+		/* Lost at a RCPT, the transaction stays open: the client's
+		 * pipelined RCPTs and DATA get 451 too (relay_gone), not a
+		 * permanent 503 that would bounce a recipient. */
+		if (p != P_RCPT)
+			smtp_tx_free(&s->tx);
+		s->state = S_CMD;
+		/* SPEC: a smarthost that cannot be reached is 451 4.4.1; no
+		 * OAuth2 token for it (relay.c says 4.7.0) is a security
+		 * failure of ours, temporary too (RFC 3463 §3.8). */
+		if (strcmp(rep->enhanced, "4.7.0") == 0)
+			session_reply(s, "451 4.7.0 Smarthost authentication "
+				      "unavailable, try again later");
+		else
+			session_reply(s, "451 4.4.1 Smarthost unavailable, try "
+				      "again later");
+		break;
+	case RELAY_EV_REPLY:
+		s->pending = P_NONE;
+		s->state = S_CMD;
+		on_relay_reply(s, p, rep);
+		break;
+	}
+	conn_set_deadline(s->conn, s->state == S_DATA ?
+			  s->cfg->data_timeout_usec :
+			  s->cfg->command_timeout_usec);
+	session_schedule_resume(s);
+}
+
+/* The table (smtp_session.c) has checked TLS, EHLO, AUTH and that no
+ * transaction is open. */
+void smtp_tx_mail(struct smtp_session *s, const char *args)
+{
+	struct sender_user u = session_user(s);
+	struct smtp_arg_error err;
+	struct smtp_mail_args mail;
+	const char *problem;
+	char why[300];
+
+	if (smtp_parse_mail(args, &mail, &err) < 0) {
+		session_reply_error(s, "%d %s %s", err.code, err.enhanced,
+				    err.text);
+		return;
+	}
+	/* RFC 1870 §6.2 */
+	if (mail.has_size && mail.size > s->cfg->max_message_size) {
+		session_reply_error(s, "552 5.3.4 Message size exceeds fixed "
+				    "limit");
+		return;
+	}
+	problem = sender_policy_envelope(s->cfg, &u, mail.path, why,
+					 sizeof(why));
+	if (problem != NULL) {
+		saudit(s, LOG_LVL_NOTICE, "sender-refused", "user", s->user,
+		       "from", mail.path[0] ? mail.path : "<>");
+		session_reply_error(s, "553 5.7.1 %s", problem);
+		return;
+	}
+	if (!rate_limit_take(RATE_MESSAGES, sender_policy_rate(s->cfg, &u,
+							       false),
+			     s->user, 1, session_now(s))) {
+		saudit(s, LOG_LVL_NOTICE, "rate-limit", "user", s->user,
+		       "limit", "messages");
+		session_reply(s, "450 4.7.1 Message rate limit exceeded, try "
+			      "again later");
+		return;
+	}
+	s->tx = xcalloc(1, sizeof(*s->tx));
+	s->tx->mail = mail;
+	if (s->relay == NULL) {
+		char sid[32];
+		struct relay_identity id = {
+			.login = s->user,
+			.address = s->address[0] ? s->address : NULL,
+			.client_ip = s->client_ip,
+			.session_id = sid,
+		};
+
+		snprintf(sid, sizeof(sid), "%lu", s->id);
+		s->relay = relay_open(s->host.event, s->st, &id,
+				      on_relay_event, s);
+		if (s->relay == NULL) {
+			smtp_tx_free(&s->tx);
+			session_reply(s, "451 4.4.1 Smarthost unavailable, try "
+				      "again later");
+			return;
+		}
+		s->pending = P_MAIL;
+		s->state = S_RELAY_WAIT;
+		conn_set_deadline(s->conn, 0);
+		return;
+	}
+	relay_send_mail(s);
+}
+
+/* The smarthost hung up while the client was between the commands of a
+ * transaction (RELAY_EV_FAILED with nothing pending drops s->relay): the
+ * transaction cannot go on, and the client learns it now. It stays open
+ * until RSET, so pipelined RCPTs all get the same temporary failure. */
+static bool relay_gone(struct smtp_session *s)
+{
+	if (s->relay != NULL)
+		return false;
+	session_reply(s, "451 4.4.1 Smarthost connection lost, try again later");
+	return true;
+}
+
+/* The table has checked TLS, AUTH and that a transaction is open. */
+void smtp_tx_rcpt(struct smtp_session *s, const char *args)
+{
+	struct sender_user u = session_user(s);
+	struct smtp_tx *tx = s->tx;
+	struct smtp_arg_error err;
+
+	if (smtp_parse_rcpt(args, &tx->rcpt, &err) < 0) {
+		session_reply_error(s, "%d %s %s", err.code, err.enhanced,
+				    err.text);
+		return;
+	}
+	/* RFC 6531 §3.4: a non-ASCII address needs SMTPUTF8 on MAIL. */
+	if (!tx->mail.smtputf8) {
+		for (const unsigned char *p = (const void *)tx->rcpt.path; *p;
+		     p++) {
+			if (*p >= 0x80) {
+				session_reply_error(s, "553 5.6.7 Non-ASCII "
+						    "recipient needs SMTPUTF8");
+				return;
+			}
+		}
+	}
+	if (relay_gone(s))
+		return;
+	if (tx->n_rcpt >= s->cfg->max_recipients) {
+		/* RFC 5321 §4.5.3.1.10: a temporary failure, the client
+		 * sends the rest in another transaction. */
+		session_reply(s, "452 4.5.3 Too many recipients");
+		return;
+	}
+	if (!rate_limit_take(RATE_RECIPIENTS, sender_policy_rate(s->cfg, &u,
+								 true),
+			     s->user, 1, session_now(s))) {
+		saudit(s, LOG_LVL_NOTICE, "rate-limit", "user", s->user,
+		       "limit", "recipients");
+		session_reply(s, "450 4.7.1 Recipient rate limit exceeded, try "
+			      "again later");
+		return;
+	}
+	tx->n_rcpt_tried++;
+	s->pending = P_RCPT;
+	s->state = S_RELAY_WAIT;
+	relay_rcpt(s->relay, &tx->rcpt);
+}
+
+/* The header section has ended (data_filter.h): From: and Sender: are
+ * decided before any of it goes to the smarthost. */
+static bool header_check(const struct header_scan *hs, void *ctx)
+{
+	struct smtp_session *s = ctx;
+	struct sender_user u = session_user(s);
+	const char *problem = sender_policy_header(hs, &u, s->tx->refusal,
+						   sizeof(s->tx->refusal));
+
+	if (problem == NULL)
+		return true;
+	if (problem != s->tx->refusal)
+		snprintf(s->tx->refusal, sizeof(s->tx->refusal), "%s", problem);
+	return false;
+}
+
+static void data_emit(const char *buf, size_t len, void *ctx)
+{
+	struct smtp_session *s = ctx;
+
+	if (s->relay != NULL && !s->tx->relay_lost)
+		relay_data_write(s->relay, buf, len);
+}
+
+/* The table has checked TLS, AUTH, the transaction, a recipient and
+ * that DATA has no arguments. */
+void smtp_tx_data(struct smtp_session *s, const char *args)
+{
+	struct smtp_tx *tx = s->tx;
+	char prepend[MESSAGE_TAG_MAX];
+	struct strbuf sb;
+	struct message_tag tag = {
+		.hostname = s->cfg->hostname,
+		.helo = s->helo_name,
+		.client_ip = s->client_ip,
+		.session_id = s->id,
+		.message_no = s->n_messages + 1,
+		.tls_version = conn_tls_version(s->conn),
+		.tls_cipher = conn_tls_cipher(s->conn),
+		.user = s->user,
+		.rcpt = tx->n_rcpt == 1 ? tx->first_rcpt : NULL,
+		.identity_header = s->cfg->identity_header,
+		.now = time(NULL),
+	};
+
+	(void)args;
+	if (relay_gone(s))
+		return;
+	strbuf_init(&sb, prepend, sizeof(prepend));
+	if (message_tag_headers(&tag, &sb) < 0) {
+		slog(s, LOG_LVL_ERR, "our header lines do not fit in %u octets",
+		     MESSAGE_TAG_MAX);
+		session_reply(s, "451 4.3.0 Local error, try again later");
+		return;
+	}
+	data_filter_free(&tx->df);
+	tx->df = data_filter_new(s->cfg->bare_newline,
+				 s->cfg->max_message_size, strbuf_str(&sb),
+				 s->cfg->identity_header, data_emit, s);
+	if (sender_policy_checks_header(s->cfg))
+		data_filter_set_check(tx->df, header_check, s);
+	tx->relay_lost = false;
+	tx->data_start = session_now(s);
+	s->pending = P_DATA;
+	s->state = S_RELAY_WAIT;
+	relay_data(s->relay);
+}
+
+void smtp_tx_rset(struct smtp_session *s, const char *args)
+{
+	(void)args;
+	if (s->relay != NULL && s->tx != NULL && s->tx->open) {
+		s->pending = P_RSET;
+		s->state = S_RELAY_WAIT;
+		relay_rset(s->relay);
+		return;
+	}
+	smtp_tx_free(&s->tx);
+	session_reply(s, "250 2.0.0 Ok");
+}
+
+/* The end of data has been read: the verdict. */
+static void data_ended(struct smtp_session *s, enum data_filter_status st)
+{
+	struct smtp_tx *tx = s->tx;
+	const char *why;
+
+	s->state = S_CMD;
+	conn_set_deadline(s->conn, s->cfg->command_timeout_usec);
+	if (tx->relay_lost) {
+		saudit(s, LOG_LVL_WARNING, "message-refused", "user", s->user,
+		       "from", tx->mail.path,
+		       "reason", "smarthost lost during DATA");
+		smtp_tx_free(&s->tx);
+		session_reply(s, "451 4.4.1 Smarthost connection lost, try "
+			      "again later");
+		return;
+	}
+	if (st == DATA_FILTER_DONE) {
+		s->pending = P_DOT;
+		s->state = S_RELAY_WAIT;
+		conn_set_deadline(s->conn, 0);
+		relay_data_end(s->relay);
+		return;
+	}
+	/* Never end the data upstream: the smarthost drops the unfinished
+	 * message with the connection. */
+	relay_abort(&s->relay);
+	if (st == DATA_FILTER_REFUSED) {
+		saudit(s, LOG_LVL_NOTICE, "sender-refused", "user", s->user,
+		       "from", tx->mail.path,
+		       "message_id", data_filter_message_id(tx->df),
+		       "reason", tx->refusal);
+		session_reply(s, "553 5.7.1 %s", tx->refusal);
+		smtp_tx_free(&s->tx);
+		return;
+	}
+	why = st == DATA_FILTER_NUL ? "NUL character" :
+	      st == DATA_FILTER_TOO_BIG ? "too big" : "bare CR or LF";
+	saudit(s, LOG_LVL_NOTICE, "message-refused", "user", s->user,
+	       "from", tx->mail.path, "reason", why);
+	smtp_tx_free(&s->tx);
+	if (st == DATA_FILTER_NUL)
+		session_reply(s, "550 5.6.0 Message contains NUL characters");
+	else if (st == DATA_FILTER_TOO_BIG)
+		session_reply(s, "552 5.3.4 Message size exceeds fixed limit");
+	else
+		session_reply(s, "550 5.5.2 Message contains bare CR or LF "
+			      "(RFC 5321 section 2.3.8)");
+}
+
+void smtp_tx_data_process(struct smtp_session *s)
+{
+	struct line_reader *lr = conn_input(s->conn);
+	enum data_filter_status st;
+	const char *buf;
+	size_t len, used;
+
+	for (int i = 0; i < TX_CHUNKS_PER_RUN; i++) {
+		if (s->relay != NULL && relay_data_full(s->relay)) {
+			/* Stop reading the client as well, until
+			 * RELAY_EV_DRAINED: a client connection that keeps
+			 * reading (TLS records pending) is dispatched before
+			 * the younger relay connection and starves it. */
+			conn_set_reading(s->conn, false);
+			return;
+		}
+		buf = line_reader_peek(lr, &len);
+		if (len == 0) {
+			conn_set_reading(s->conn, true);
+			return;
+		}
+		st = data_filter_feed(s->tx->df, buf, len, &used);
+		line_reader_consume(lr, used);
+		if (st == DATA_FILTER_MORE) {
+			conn_set_deadline(s->conn, s->cfg->data_timeout_usec);
+			continue;
+		}
+		data_ended(s, st);
+		return;
+	}
+	session_schedule_resume(s);
+}
