@@ -47,26 +47,33 @@
 /* --- what the daemon's code logs during a check --- */
 
 struct logged {
-	char text[LOGGED_MAX];
+	char text[LOGGED_MAX];		/* every message */
+	char warned[LOGGED_MAX];	/* warnings and errors only */
 	const char *strip;	/* a prefix to leave out, or NULL */
 };
+
+static void append(char *buf, size_t size, const char *msg)
+{
+	size_t n = strlen(buf);
+
+	if (strstr(buf, msg) == NULL)
+		snprintf(buf + n, size - n, "%s%s", n > 0 ? "; " : "", msg);
+}
 
 /* Every message becomes part of the check's reason instead of a log
  * line: the check line says what happened. */
 static bool log_keep(enum log_level level, const char *msg, void *ctx)
 {
 	struct logged *l = ctx;
-	size_t n = strlen(l->text);
 	const char *p;
 
 	if (level == LOG_LVL_DEBUG)
 		return false;
 	if (l->strip != NULL && (p = strstr(msg, l->strip)) != NULL)
 		msg = p + strlen(l->strip);
-	if (strstr(l->text, msg) != NULL)
-		return true;
-	snprintf(l->text + n, sizeof(l->text) - n, "%s%s", n > 0 ? "; " : "",
-		 msg);
+	append(l->text, sizeof(l->text), msg);
+	if (level <= LOG_LVL_WARNING)
+		append(l->warned, sizeof(l->warned), msg);
 	return true;
 }
 
@@ -291,7 +298,7 @@ static int fetch_token(sd_event *event, const struct config *cfg,
 		       const struct bundle *net, const char *mailbox)
 {
 	struct token_wait tw = { 0 };
-	struct logged lg = { .text = "" };
+	struct logged lg = { .text = "", .warned = "" };
 	struct token_fetcher *tf;
 	sd_event_source *src = NULL;
 	uint64_t deadline = cfg->oauth2_timeout_usec + 10 * USEC_PER_SEC;
@@ -311,6 +318,7 @@ static int fetch_token(sd_event *event, const struct config *cfg,
 	if (cfg->relay_auth_sender)
 		token_fetcher_request(tf, mailbox);
 	sd_event_now(event, CLOCK_MONOTONIC, &start);
+	now = start;
 	while (!tw.done && now - start < deadline &&
 	       sd_event_run(event, 500 * 1000) >= 0)
 		sd_event_now(event, CLOCK_MONOTONIC, &now);
@@ -364,6 +372,7 @@ static void run_until(sd_event *event, bool (*pred)(void *), void *arg,
 	uint64_t start = 0, now = 0;
 
 	sd_event_now(event, CLOCK_MONOTONIC, &start);
+	now = start;
 	while (!pred(arg) && now - start < usec &&
 	       sd_event_run(event, 200 * 1000) >= 0)
 		sd_event_now(event, CLOCK_MONOTONIC, &now);
@@ -388,7 +397,7 @@ static void check_smarthost(sd_event *event, const struct settings *all,
 	struct config_errors errs = { 0 };
 	struct settings st = { 0 };
 	struct relay_wait w = { 0 };
-	struct logged lg = { .text = "" };
+	struct logged lg = { .text = "", .warned = "" };
 	struct relay_identity id = { .login = "authrelay-check",
 				     .address = from,
 				     .client_ip = "127.0.0.1",
@@ -443,9 +452,9 @@ static void check_smarthost(sd_event *event, const struct settings *all,
 		relay_close(&r);
 		run_until(event, relay_gone, &st, QUIT_GRACE_USEC);
 		log_set_tap(NULL, NULL);
-		if (lg.text[0] != '\0')
+		if (lg.warned[0] != '\0')
 			check_line(CHECK_WARN, "smarthost %s: %s", name,
-				   lg.text);
+				   lg.warned);
 		if (cfg->xclient && !caps->xclient)
 			check_line(CHECK_WARN, "smarthost %s: xclient = yes, "
 				   "but XCLIENT is not offered: the smarthost "
@@ -584,9 +593,9 @@ static void check_directory(const struct supervisor_params *sp,
 		check_line(CHECK_FAIL, "ldap: the auth worker %s did not "
 			   "finish its checks", sp->cfg->worker_path);
 	else if (WEXITSTATUS(status) != 0)
-		check_line(CHECK_FAIL, "ldap: the directory checks above "
-			   "failed (auth worker exit status %d)",
-			   WEXITSTATUS(status));
+		check_line(CHECK_FAIL, "ldap: the auth worker's checks "
+			   "failed (exit status %d; its messages are on "
+			   "standard error)", WEXITSTATUS(status));
 }
 
 /* The password: one line of standard input, its line end removed. */
@@ -741,7 +750,7 @@ int preflight_run(const struct preflight_opts *o)
 	print_errors(CHECK_WARN, &errs);
 	check_line(CHECK_OK, "config %s: valid", o->config_path);
 	if (config_check_semantics(sp.cfg, &problems, &errs) == 0 &&
-	    sp.cfg->backend == AUTH_BACKEND_PAM)
+	    errs.n == 0 && sp.cfg->backend == AUTH_BACKEND_PAM)
 		check_line(CHECK_OK, "pam service %s: its file exists%s",
 			   sp.cfg->pam_service, sp.cfg->n_require_group +
 			   sp.cfg->n_send_as + sp.cfg->n_group_rate +
