@@ -28,8 +28,9 @@ struct autoconfig_opts {
 	const char *config_path;
 	const char *dir;
 	const char *domain;
-	const char *imap;		/* "HOST[:PORT]" or NULL; 993: TLS,
-					 * any other port: STARTTLS */
+	const char *imap;		/* "HOST[:PORT]" or NULL; 993 by
+					 * default; 143: STARTTLS, any other
+					 * port implicit TLS */
 	enum autoconfig_login login;
 };
 
