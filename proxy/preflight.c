@@ -402,7 +402,7 @@ static void check_smarthost(sd_event *event, const struct settings *all,
 				     .address = from,
 				     .client_ip = "127.0.0.1",
 				     .session_id = "check" };
-	const struct smtp_ehlo_caps *caps;
+	struct smtp_ehlo_caps caps;
 	struct relay *r;
 	char name[300], prefix[340], detail[600];
 	const char *tls;
@@ -433,7 +433,8 @@ static void check_smarthost(sd_event *event, const struct settings *all,
 			  cfg->relay_connect_timeout_usec +
 			  8 * cfg->command_timeout_usec);
 	if (r != NULL && w.ready) {
-		caps = relay_caps(r);
+		/* A copy: relay_close() frees r. */
+		caps = *relay_caps(r);
 		tls = relay_tls_version(r);
 		snprintf(detail, sizeof(detail), "%s%s%s%s%s%s%s",
 			 tls == NULL ? "no TLS" : cfg->relay_tls ==
@@ -445,8 +446,8 @@ static void check_smarthost(sd_event *event, const struct settings *all,
 			 relay_authenticated(r) ? ", AUTH as " : "",
 			 relay_authenticated(r) ? (one.relay_auth_sender ?
 			 from : cfg->relay_auth_user) : "",
-			 caps->xclient ? ", XCLIENT offered" : "",
-			 caps->size ? ", SIZE" : "");
+			 caps.xclient ? ", XCLIENT offered" : "",
+			 caps.size ? ", SIZE" : "");
 		check_line(CHECK_OK, "smarthost %s: connected, greeting, EHLO, "
 			   "%s", name, detail);
 		relay_close(&r);
@@ -455,7 +456,7 @@ static void check_smarthost(sd_event *event, const struct settings *all,
 		if (lg.warned[0] != '\0')
 			check_line(CHECK_WARN, "smarthost %s: %s", name,
 				   lg.warned);
-		if (cfg->xclient && !caps->xclient)
+		if (cfg->xclient && !caps.xclient)
 			check_line(CHECK_WARN, "smarthost %s: xclient = yes, "
 				   "but XCLIENT is not offered: the smarthost "
 				   "sees this proxy as the client", name);
