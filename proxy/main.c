@@ -720,12 +720,12 @@ int main(int argc, char **argv)
 		config_errors_clear(&problems);
 		bundle_free(&net);
 		bundle_free(&sp.worker_bundle);
+		if (r == 0 && n == 0) {
+			config_describe_relay(sp.cfg, stdout);
+			printf("%s: configuration is valid\n", config_path);
+		}
 		config_free(&sp.cfg);
-		if (r < 0 || n > 0)
-			return 1;
-		config_describe_relay(sp.cfg, stdout);
-		printf("%s: configuration is valid\n", config_path);
-		return 0;
+		return r < 0 || n > 0 ? 1 : 0;
 	}
 	if (supervisor)
 		return run_supervisor();
