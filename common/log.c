@@ -13,6 +13,8 @@ static const char *log_ident = "authrelay";
 static bool log_journal;
 static bool log_debug_on;
 static log_journal_fn *journal_sink;
+static log_tap_fn *tap;
+static void *tap_ctx;
 
 static bool stderr_is_journal(void)
 {
@@ -45,6 +47,12 @@ void log_set_journal_sink(log_journal_fn *fn)
 	journal_sink = fn;
 }
 
+void log_set_tap(log_tap_fn *fn, void *ctx)
+{
+	tap = fn;
+	tap_ctx = ctx;
+}
+
 bool log_to_journal(void)
 {
 	return log_journal;
@@ -75,6 +83,8 @@ static void log_vmsg(enum log_level level, const char *fmt, va_list ap)
 	for (char *p = line; *p != '\0'; p++)
 		if (*p == '\n' || *p == '\r')
 			*p = ' ';
+	if (tap != NULL && tap(level, line, tap_ctx))
+		return;
 	if (log_journal && journal_sink != NULL) {
 		journal_sink(level, line);
 		return;

@@ -18,6 +18,12 @@ void log_set_debug(bool on);
 typedef void log_journal_fn(enum log_level level, const char *msg);
 void log_set_journal_sink(log_journal_fn *fn);
 bool log_to_journal(void);
+/* A tap that sees every message (debug ones only with debug on) before
+ * it is written: authrelay --check keeps what the relay and the TLS
+ * layer log as the reason of a failure. It returns true when the
+ * message needs no other output. NULL removes it. */
+typedef bool log_tap_fn(enum log_level level, const char *msg, void *ctx);
+void log_set_tap(log_tap_fn *fn, void *ctx);
 
 void log_msg(enum log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

@@ -18,6 +18,7 @@
 
 #include <ldap.h>
 
+#include "check_line.h"
 #include "ldap_backend.h"
 #include "ldap_escape.h"
 #include "log.h"
@@ -1480,6 +1481,143 @@ out:
 			log_debug("user %s: %s", req->user, rep->reason);
 	}
 	user_clear(&u);
+}
+
+/* --- the pre-flight (authrelay --check) --- */
+
+/* Does dn name an entry the service account can see? LDAP_SUCCESS, or
+ * the server's result code (LDAP_NO_SUCH_OBJECT) or a local error. */
+static int entry_exists(struct ldap_backend *lb, struct conn *c,
+			const char *dn)
+{
+	static const char *const no_attrs[] = { LDAP_NO_ATTRS, NULL };
+	LDAPMessage *res = NULL;
+	int rc, n = 0;
+
+	lb->deadline = now_usec() + lb->cfg->ldap_timeout_usec;
+	rc = conn_search(lb, c, dn, LDAP_SCOPE_BASE, "(objectClass=*)",
+			 no_attrs, 1, &res);
+	if (res != NULL)
+		n = ldap_count_entries(c->ld, res);
+	ldap_msgfree(res);
+	if (rc == LDAP_SUCCESS && n == 0)
+		rc = LDAP_NO_SUCH_OBJECT;
+	return rc;
+}
+
+/* A server on this machine: no TLS is no exposure. */
+static bool uri_is_local(const char *uri)
+{
+	LDAPURLDesc *lud = NULL;
+	bool local;
+
+	if (uri_scheme(uri, "ldapi://"))
+		return true;
+	if (ldap_url_parse(uri, &lud) != LDAP_URL_SUCCESS)
+		return false;
+	local = lud->lud_host == NULL || lud->lud_host[0] == '\0' ||
+		strncmp(lud->lud_host, "127.", 4) == 0 ||
+		strcmp(lud->lud_host, "::1") == 0 ||
+		strcasecmp(lud->lud_host, "localhost") == 0;
+	ldap_free_urldesc(lud);
+	return local;
+}
+
+static const char *target_key(const struct config *cfg, size_t i)
+{
+	if (i < cfg->n_require_group)
+		return "[auth] require_group";
+	i -= cfg->n_require_group;
+	if (i < cfg->n_send_as)
+		return "[policy] send_as";
+	i -= cfg->n_send_as;
+	return i < cfg->n_group_rate ? "[policy] group_rate" :
+	       "[policy] group_recipient_rate";
+}
+
+/* One line per uri (connect, TLS, service bind), then over the first
+ * that worked: the base, and each group the config names. */
+unsigned ldap_backend_check(struct ldap_backend *lb)
+{
+	const struct config *cfg = lb->cfg;
+	struct conn c = { .name = "check" }, first = { .name = "check" };
+	char why[WHY_MAX];
+	unsigned before = check_failures();
+	int rc;
+
+	for (size_t i = 0; i < cfg->n_ldap_uri; i++) {
+		const char *uri = cfg->ldap_uri[i];
+		bool starttls = uri_scheme(uri, "ldap://") &&
+				cfg->ldap_starttls;
+		bool ldaps = uri_scheme(uri, "ldaps://");
+
+		why[0] = '\0';
+		lb->request++;
+		lb->deadline = now_usec() + cfg->worker_timeout_usec;
+		if (conn_open_one(lb, &c, i, true, why, sizeof(why)) < 0) {
+			check_line(CHECK_FAIL, "ldap %s: %s", uri, why);
+			continue;
+		}
+		check_line(CHECK_OK, "ldap %s: connected%s%s, %s%s", uri,
+			   ldaps ? ", LDAPS" : starttls ? ", StartTLS" : "",
+			   ldaps || starttls ? " (certificate verified "
+			   "against the CA file and the host name)" : "",
+			   cfg->ldap_bind_dn != NULL ? "service bind as " :
+			   "anonymous (no bind_dn)",
+			   cfg->ldap_bind_dn != NULL ? cfg->ldap_bind_dn : "");
+		if (!ldaps && !starttls && !uri_is_local(uri))
+			check_line(CHECK_WARN, "ldap %s: no TLS: passwords "
+				   "cross the network in clear (use ldaps:// "
+				   "or starttls = yes)", uri);
+		if (first.ld == NULL)
+			first = c;
+		else
+			conn_close(&c);
+		memset(&c, 0, sizeof(c));
+		c.name = "check";
+	}
+	if (first.ld == NULL) {
+		check_line(CHECK_FAIL, "ldap base and groups: not checked: no "
+			   "server could be used");
+		return check_failures() - before;
+	}
+	rc = entry_exists(lb, &first, cfg->ldap_base);
+	if (rc == LDAP_SUCCESS)
+		check_line(CHECK_OK, "ldap [ldap] base %s: exists",
+			   cfg->ldap_base);
+	else
+		check_line(CHECK_FAIL, "ldap [ldap] base %s: %s%s%s",
+			   cfg->ldap_base, ldap_err2string(rc),
+			   lb->diag[0] != '\0' ? ": " : "", lb->diag);
+	for (size_t i = 0; i < lb->n_targets; i++) {
+		const char *g = target_group(cfg, i);
+		bool seen = false;
+
+		for (size_t k = 0; k < i; k++)
+			seen = seen || (lb->targets[k] != NULL &&
+					lb->targets[i] != NULL &&
+					strcmp(lb->targets[k],
+					       lb->targets[i]) == 0);
+		if (seen)
+			continue;
+		if (lb->targets[i] == NULL) {
+			check_line(CHECK_FAIL, "ldap %s %s: not a DN: it "
+				   "matches nobody", target_key(cfg, i), g);
+			continue;
+		}
+		rc = entry_exists(lb, &first, g);
+		if (rc == LDAP_SUCCESS)
+			check_line(CHECK_OK, "ldap %s %s: exists",
+				   target_key(cfg, i), g);
+		else
+			check_line(CHECK_FAIL, "ldap %s %s: %s%s%s",
+				   target_key(cfg, i), g,
+				   rc == LDAP_NO_SUCH_OBJECT ? "no such group" :
+				   ldap_err2string(rc),
+				   lb->diag[0] != '\0' ? ": " : "", lb->diag);
+	}
+	conn_close(&first);
+	return check_failures() - before;
 }
 
 /* --- set-up --- */

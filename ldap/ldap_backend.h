@@ -81,6 +81,14 @@ void ldap_backend_set_secrets(struct ldap_backend *lb,
 void ldap_backend_auth(struct ldap_backend *lb,
 		       const struct auth_request *req, struct auth_reply *rep);
 
+/* The directory part of authrelay --check, in the worker: for each
+ * [ldap] uri a connection as the daemon opens it (TLS verified as
+ * configured, the service bind), then over the first that worked: the
+ * base exists, and each group [auth] require_group and [policy] send_as,
+ * group_rate and group_recipient_rate name exists. One check_line() per
+ * check; returns the number of FAIL lines. */
+unsigned ldap_backend_check(struct ldap_backend *lb);
+
 /* --- exposed for tests --- */
 
 /* Active Directory puts a sub-code in the diagnostic message of a failed

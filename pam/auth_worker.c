@@ -8,7 +8,12 @@
  * (PAM modules block, leak and are not all thread-safe), reply with the
  * same id. Exits 0 after worker_max_requests requests or when the daemon
  * closes its end; exits 1 on anything it does not understand. The daemon
- * respawns it and answers 454 for a request in flight. */
+ * respawns it and answers 454 for a request in flight.
+ *
+ * `authrelay-auth -b 4 --check` (started by authrelay --check the same
+ * way) serves no request: with backend = ldap it checks the directory
+ * (ldap_backend_check: one ok/warn/FAIL line each on standard output)
+ * and exits 1 if anything failed. */
 
 #include "autoconf.h"
 
@@ -43,7 +48,8 @@ static void usage(FILE *out)
 		"usage: authrelay-auth -c CONFIG_FILE | -b BUNDLE_FD\n"
 		"The auth worker of authrelay, spawned by its supervisor with\n"
 		"fd %d a SOCK_SEQPACKET socket and the config and secrets in\n"
-		"a bundle (-b); not meant to be run by hand.\n",
+		"a bundle (-b); not meant to be run by hand. --check: the\n"
+		"directory part of authrelay --check.\n",
 		WORKER_FD);
 }
 
@@ -277,10 +283,12 @@ int main(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "bundle-fd", required_argument, NULL, 'b' },
+		{ "check", no_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *path = NULL;
+	bool check = false;
 	struct bundle *bundle = NULL;
 	int bundle_fd = -1;
 	struct pam_backend *pb = NULL;
@@ -300,6 +308,9 @@ int main(int argc, char **argv)
 				usage(stderr);
 				return 1;
 			}
+			break;
+		case 'C':
+			check = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -345,7 +356,10 @@ int main(int argc, char **argv)
 		}
 	}
 	bundle_free(&bundle);
-	ret = serve(WORKER_FD, cfg, pb, lb);
+	if (check)
+		ret = lb != NULL && ldap_backend_check(lb) > 0 ? 1 : 0;
+	else
+		ret = serve(WORKER_FD, cfg, pb, lb);
 	ldap_backend_free(&lb);
 	pam_backend_free(&pb);
 	config_free(&cfg);

@@ -23,11 +23,13 @@
 #include "config.h"
 #include "config_check.h"
 #include "auth_cache.h"
+#include "autoconfig.h"
 #include "bundle.h"
 #include "ctl.h"
 #include "listen.h"
 #include "log.h"
 #include "relay.h"
+#include "preflight.h"
 #include "privsep.h"
 #include "relay_token.h"
 #include "server.h"
@@ -38,6 +40,10 @@
 #define STATUS_INTERVAL_USEC (5 * USEC_PER_SEC)
 /* How long the network process waits for its first settings. */
 #define SUPERVISOR_WAIT_MS (60 * 1000)
+
+/* Long options without a short form. */
+enum { OPT_CHECK = 256, OPT_CHECK_USER, OPT_FROM, OPT_AUTOCONFIG, OPT_DOMAIN,
+       OPT_IMAP, OPT_LOGIN };
 
 static const char *config_path = DEFAULT_CONFIG_PATH;
 static uint64_t watchdog_usec;
@@ -56,6 +62,14 @@ static void usage(FILE *f)
 		"to a smarthost.\n\n"
 		"  -c, --config FILE    configuration file (default %s)\n"
 		"  -t, --check-config   check the configuration and exit\n"
+		"      --check [--check-user NAME [--from ADDRESS]]\n"
+		"                       pre-flight: contact what the configuration\n"
+		"                       names (certificates, smarthosts, directory,\n"
+		"                       PAM; a login with the password on standard\n"
+		"                       input), one ok/warn/FAIL line per check\n"
+		"      --autoconfig DIR --domain DOMAIN [--imap HOST[:PORT]]\n"
+		"                       [--login address|localpart]\n"
+		"                       write mail client autoconfiguration files\n"
 		"  -d, --debug          log debug messages\n"
 		"      --supervisor     serve one network process connected on\n"
 		"                       fd 3 (authrelay-supervisor@.service)\n"
@@ -578,8 +592,18 @@ int main(int argc, char **argv)
 		{ "supervisor-socket", required_argument, NULL, 's' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "check", no_argument, NULL, OPT_CHECK },
+		{ "check-user", required_argument, NULL, OPT_CHECK_USER },
+		{ "from", required_argument, NULL, OPT_FROM },
+		{ "autoconfig", required_argument, NULL, OPT_AUTOCONFIG },
+		{ "domain", required_argument, NULL, OPT_DOMAIN },
+		{ "imap", required_argument, NULL, OPT_IMAP },
+		{ "login", required_argument, NULL, OPT_LOGIN },
 		{ NULL, 0, NULL, 0 },
 	};
+	struct preflight_opts po = { 0 };
+	struct autoconfig_opts ao = { 0 };
+	bool preflight = false;
 	struct config_errors errs = { 0 };
 	struct supervisor_params sp = { 0 };
 	struct bundle *net = NULL;
@@ -604,6 +628,35 @@ int main(int argc, char **argv)
 		case 's':
 			supervisor_socket = optarg;
 			break;
+		case OPT_CHECK:
+			preflight = true;
+			break;
+		case OPT_CHECK_USER:
+			po.check_user = optarg;
+			break;
+		case OPT_FROM:
+			po.from = optarg;
+			break;
+		case OPT_AUTOCONFIG:
+			ao.dir = optarg;
+			break;
+		case OPT_DOMAIN:
+			ao.domain = optarg;
+			break;
+		case OPT_IMAP:
+			ao.imap = optarg;
+			break;
+		case OPT_LOGIN:
+			if (strcmp(optarg, "address") == 0)
+				ao.login = AUTOCONFIG_LOGIN_ADDRESS;
+			else if (strcmp(optarg, "localpart") == 0)
+				ao.login = AUTOCONFIG_LOGIN_LOCALPART;
+			else {
+				fprintf(stderr, "authrelay: --login: want "
+					"address or localpart\n");
+				return 1;
+			}
+			break;
 		case 'V':
 			printf("authrelay %s\n", PACKAGE_VERSION);
 			return 0;
@@ -622,9 +675,23 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if ((check_only ? 1 : 0) + (supervisor ? 1 : 0) +
-	    (supervisor_socket != NULL ? 1 : 0) > 1) {
-		fprintf(stderr, "authrelay: -t, --supervisor and "
-			"--supervisor-socket exclude each other\n");
+	    (supervisor_socket != NULL ? 1 : 0) + (preflight ? 1 : 0) +
+	    (ao.dir != NULL ? 1 : 0) > 1) {
+		fprintf(stderr, "authrelay: -t, --check, --autoconfig, "
+			"--supervisor and --supervisor-socket exclude each "
+			"other\n");
+		return 1;
+	}
+	if ((!preflight && (po.check_user != NULL || po.from != NULL)) ||
+	    (po.from != NULL && po.check_user == NULL)) {
+		fprintf(stderr, "authrelay: --check-user goes with --check, "
+			"--from with --check-user\n");
+		return 1;
+	}
+	if ((ao.dir == NULL) != (ao.domain == NULL) ||
+	    (ao.dir == NULL && (ao.imap != NULL || ao.login != 0))) {
+		fprintf(stderr, "authrelay: --autoconfig DIR and --domain "
+			"DOMAIN go together (--imap and --login with them)\n");
 		return 1;
 	}
 	log_init("authrelay");
@@ -632,6 +699,14 @@ int main(int argc, char **argv)
 	/* The process title overwrites argv. */
 	config_path = xstrdup(config_path);
 
+	if (preflight) {
+		po.config_path = config_path;
+		return preflight_run(&po);
+	}
+	if (ao.dir != NULL) {
+		ao.config_path = config_path;
+		return autoconfig_run(&ao);
+	}
 	if (check_only) {
 		struct config_errors problems = { 0 };
 		int r = settings_read(config_path, &net, &sp.worker_bundle,

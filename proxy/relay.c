@@ -105,6 +105,21 @@ const char *relay_host(const struct relay *r)
 	       "(none)";
 }
 
+const struct smtp_ehlo_caps *relay_caps(const struct relay *r)
+{
+	return &r->caps;
+}
+
+const char *relay_tls_version(const struct relay *r)
+{
+	return r->conn != NULL ? conn_tls_version(r->conn) : NULL;
+}
+
+bool relay_authenticated(const struct relay *r)
+{
+	return r->authenticated;
+}
+
 static void relay_free(struct relay *r)
 {
 	sd_event_source_disable_unref(r->connect_io);

@@ -86,4 +86,11 @@ void relay_data_end(struct relay *r);
 /* Names for logs and the Received header. */
 const char *relay_host(const struct relay *r);
 
+/* After RELAY_EV_READY, for authrelay --check: what the last EHLO
+ * offered, the TLS version (NULL without TLS), and whether the
+ * smarthost took our own credential. */
+const struct smtp_ehlo_caps *relay_caps(const struct relay *r);
+const char *relay_tls_version(const struct relay *r);
+bool relay_authenticated(const struct relay *r);
+
 #endif

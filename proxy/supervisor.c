@@ -101,10 +101,12 @@ static bool is_seqpacket_unix(int fd)
 
 /* In the child: fds 3 and 4, the worker's privileges, exec. */
 static void __attribute__((noreturn))
-worker_exec(struct supervisor *sv, pid_t parent, int sock)
+worker_exec(const struct supervisor_params *p, int bundle_fd, pid_t parent,
+	    int sock, const char *extra)
 {
-	const struct config *cfg = sv->p.cfg;
-	char *argv[] = { cfg->worker_path, (char *)"-b", (char *)"4", NULL };
+	const struct config *cfg = p->cfg;
+	char *argv[] = { cfg->worker_path, (char *)"-b", (char *)"4",
+			 (char *)extra, NULL };
 	const char *error;
 	sigset_t none;
 	int a, b;
@@ -116,15 +118,15 @@ worker_exec(struct supervisor *sv, pid_t parent, int sock)
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	a = fcntl(sock, F_DUPFD_CLOEXEC, 10);
-	b = fcntl(sv->worker_bundle_fd, F_DUPFD_CLOEXEC, 10);
+	b = fcntl(bundle_fd, F_DUPFD_CLOEXEC, 10);
 	if (a < 0 || b < 0 || dup2(a, WORKER_SOCK_FD) < 0 ||
 	    dup2(b, WORKER_BUNDLE_FD) < 0)
 		_exit(1);
 	/* With LDAP the worker needs no privilege: the bind secret is in
 	 * its bundle. PAM modules may need root (pam_unix and
 	 * /etc/shadow), so PAM workers keep it. */
-	if (cfg->backend == AUTH_BACKEND_LDAP && sv->p.drop &&
-	    privsep_drop(sv->p.uid, sv->p.gid, &error) < 0) {
+	if (cfg->backend == AUTH_BACKEND_LDAP && p->drop &&
+	    privsep_drop(p->uid, p->gid, &error) < 0) {
 		log_err("auth worker: cannot drop privileges: %s: %s", error,
 			strerror(errno));
 		_exit(1);
@@ -135,9 +137,20 @@ worker_exec(struct supervisor *sv, pid_t parent, int sock)
 	_exit(127);
 }
 
-static void worker_spawn(struct supervisor *sv, unsigned id, int sock)
+pid_t supervisor_worker_start(const struct supervisor_params *p, int sock,
+			      int bundle_fd, const char *extra)
 {
 	pid_t pid, self = getpid();
+
+	pid = fork();
+	if (pid == 0)
+		worker_exec(p, bundle_fd, self, sock, extra);
+	return pid;
+}
+
+static void worker_spawn(struct supervisor *sv, unsigned id, int sock)
+{
+	pid_t pid;
 
 	if (!is_seqpacket_unix(sock)) {
 		log_err("network process: SPAWN %u without a worker socket", id);
@@ -149,13 +162,12 @@ static void worker_spawn(struct supervisor *sv, unsigned id, int sock)
 			"id in use");
 		return;
 	}
-	pid = fork();
+	pid = supervisor_worker_start(&sv->p, sock, sv->worker_bundle_fd,
+				      NULL);
 	if (pid < 0) {
 		log_err("cannot fork an auth worker: %s", strerror(errno));
 		return;
 	}
-	if (pid == 0)
-		worker_exec(sv, self, sock);
 	sv->workers = xreallocarray(sv->workers, sv->n_workers + 1,
 				    sizeof(*sv->workers));
 	sv->workers[sv->n_workers].id = id;

@@ -37,4 +37,13 @@ struct supervisor_params {
  * it disconnects. SIGTERM, SIGINT, SIGHUP and SIGCHLD must be blocked. */
 int supervisor_run(pid_t net_pid, int ctl, struct supervisor_params *p);
 
+/* Start an auth worker as the supervisor does: `worker_path -b 4
+ * [extra]` with sock as its fd 3 and bundle_fd (the workers' bundle as a
+ * memfd) as its fd 4, signals unblocked, killed when this process dies,
+ * and without privileges with backend = ldap when p->drop. authrelay
+ * --check uses it for --check-user and (extra "--check") for the
+ * directory checks. Returns the pid, or -1 with errno. */
+pid_t supervisor_worker_start(const struct supervisor_params *p, int sock,
+			      int bundle_fd, const char *extra);
+
 #endif
