@@ -74,7 +74,7 @@ static void log_vmsg(enum log_level level, const char *fmt, va_list ap)
 	__attribute__((format(printf, 2, 0)));
 static void log_vmsg(enum log_level level, const char *fmt, va_list ap)
 {
-	char line[2048];
+	char line[LOG_LINE_MAX];
 
 	if (level == LOG_LVL_DEBUG && !log_debug_on)
 		return;

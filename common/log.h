@@ -25,6 +25,10 @@ bool log_to_journal(void);
 typedef bool log_tap_fn(enum log_level level, const char *msg, void *ctx);
 void log_set_tap(log_tap_fn *fn, void *ctx);
 
+/* A line longer than this is cut (an audit record of a message with
+ * many recipients is the longest). */
+#define LOG_LINE_MAX 16384
+
 void log_msg(enum log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 #define log_err(...) log_msg(LOG_LVL_ERR, __VA_ARGS__)

@@ -2,6 +2,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
 
@@ -9,85 +10,106 @@
 
 #include "audit.h"
 #include "strbuf.h"
+#include "xalloc.h"
 
-#define AUDIT_LINE_MAX 2048
+/* Room kept at the end of the text line for " omitted=N". */
+#define AUDIT_OMITTED_ROOM 24
 
 /* key=value for the text form; quoted when it has spaces, quotes, '='
- * or is empty, so a line splits back into its fields. A value cut at
- * the end of the line keeps its closing quote. */
-static void put_kv(struct strbuf *sb, const char *key, const char *value)
+ * or is empty, so a line splits back into its fields. Into tmp first:
+ * a field goes into the line whole or not at all (false). */
+static bool put_kv(struct strbuf *sb, struct strbuf *tmp, const char *key,
+		   const char *value)
 {
 	bool quote = value[0] == '\0' || strpbrk(value, " \t\"=\\") != NULL;
 
-	strbuf_printf(sb, " %s=%s", key, quote ? "\"" : "");
-	for (const char *p = value; *p != '\0' && strbuf_room(sb) > 2; p++) {
+	strbuf_reset(tmp);
+	strbuf_printf(tmp, " %s=%s", key, quote ? "\"" : "");
+	for (const char *p = value; *p != '\0'; p++) {
 		unsigned char c = (unsigned char)*p;
 
 		if (c == '"' || c == '\\')
-			strbuf_addc(sb, '\\');
+			strbuf_addc(tmp, '\\');
 		/* Control characters would end or forge a line. */
-		strbuf_addc(sb, (c < 0x20 || c == 0x7f) ? '?' : (char)c);
+		strbuf_addc(tmp, (c < 0x20 || c == 0x7f) ? '?' : (char)c);
 	}
 	if (quote)
-		strbuf_addc(sb, '"');
+		strbuf_addc(tmp, '"');
+	if (strbuf_truncated(tmp) ||
+	    strbuf_len(tmp) + AUDIT_OMITTED_ROOM > strbuf_room(sb))
+		return false;
+	strbuf_add(sb, strbuf_str(tmp));
+	return true;
+}
+
+/* Journal field names: upper case, digits, underscore. */
+static void field_name(const char *key, char *name, size_t size)
+{
+	size_t j;
+
+	for (j = 0; key[j] != '\0' && j < size - 1; j++) {
+		char c = key[j];
+
+		name[j] = (c >= 'a' && c <= 'z') ? (char)(c - 32) :
+			  ((c >= 'A' && c <= 'Z') ||
+			   (c >= '0' && c <= '9')) ? c : '_';
+	}
+	name[j] = '\0';
+}
+
+static void journal_send(enum log_level level, const char *event,
+			 const char *line, const struct audit_kv *kv, size_t n)
+{
+	struct iovec *iov = xmalloc((n + 4) * sizeof(*iov));
+	char **fields = xmalloc((n + 4) * sizeof(*fields));
+	size_t k = 0;
+
+	fields[k++] = xasprintf("MESSAGE=%s", line);
+	fields[k++] = xasprintf("PRIORITY=%d", (int)level);
+	fields[k++] = xstrdup("SYSLOG_IDENTIFIER=authrelay");
+	fields[k++] = xasprintf("AUTHRELAY_EVENT=%s", event);
+	for (size_t i = 0; i < n; i++) {
+		char name[64];
+
+		if (kv[i].value == NULL)
+			continue;
+		field_name(kv[i].key, name, sizeof(name));
+		fields[k++] = xasprintf("AUTHRELAY_%s=%.*s", name,
+					AUDIT_FIELD_MAX, kv[i].value);
+	}
+	for (size_t i = 0; i < k; i++) {
+		iov[i].iov_base = fields[i];
+		iov[i].iov_len = strlen(fields[i]);
+	}
+	sd_journal_sendv(iov, (int)k);
+	for (size_t i = 0; i < k; i++)
+		free(fields[i]);
+	free(fields);
+	free(iov);
 }
 
 void audit_event(enum log_level level, const char *event,
 		 const struct audit_kv *kv, size_t n)
 {
-	char line[AUDIT_LINE_MAX];
-	struct strbuf sb;
+	char *line = xmalloc(AUDIT_LINE_MAX);
+	char field[AUDIT_FIELD_MAX + 64];
+	struct strbuf sb, tmp;
+	size_t omitted = 0;
 
-	if (n > AUDIT_MAX_FIELDS)
-		n = AUDIT_MAX_FIELDS;
-	strbuf_init(&sb, line, sizeof(line));
+	strbuf_init(&sb, line, AUDIT_LINE_MAX);
+	strbuf_init(&tmp, field, sizeof(field));
 	strbuf_add(&sb, event);
 	for (size_t i = 0; i < n; i++)
-		if (kv[i].value != NULL)
-			put_kv(&sb, kv[i].key, kv[i].value);
-	if (!log_to_journal()) {
-		log_msg(level, "%s", line);
-		return;
-	}
-
-	struct iovec iov[AUDIT_MAX_FIELDS + 4];
-	char message[AUDIT_LINE_MAX + 16];
-	char fields[AUDIT_MAX_FIELDS + 4][AUDIT_LINE_MAX / 2];
-	size_t k = 1;
-
-	snprintf(message, sizeof(message), "MESSAGE=%s", line);
-	snprintf(fields[k], sizeof(fields[k]), "PRIORITY=%d", (int)level);
-	k++;
-	snprintf(fields[k], sizeof(fields[k]), "SYSLOG_IDENTIFIER=authrelay");
-	k++;
-	snprintf(fields[k], sizeof(fields[k]), "AUTHRELAY_EVENT=%s", event);
-	k++;
-	for (size_t i = 0; i < n; i++) {
-		char name[64];
-		size_t j;
-
-		if (kv[i].value == NULL)
-			continue;
-		/* Journal field names: upper case, digits, underscore. */
-		for (j = 0; kv[i].key[j] != '\0' && j < sizeof(name) - 1; j++) {
-			char c = kv[i].key[j];
-
-			name[j] = (c >= 'a' && c <= 'z') ? (char)(c - 32) :
-				  ((c >= 'A' && c <= 'Z') ||
-				   (c >= '0' && c <= '9')) ? c : '_';
-		}
-		name[j] = '\0';
-		snprintf(fields[k], sizeof(fields[k]), "AUTHRELAY_%s=%s", name,
-			 kv[i].value);
-		k++;
-	}
-	iov[0].iov_base = message;
-	iov[0].iov_len = strlen(message);
-	for (size_t i = 1; i < k; i++) {
-		iov[i].iov_base = fields[i];
-		iov[i].iov_len = strlen(fields[i]);
-	}
-	sd_journal_sendv(iov, (int)k);
+		if (kv[i].value != NULL &&
+		    !put_kv(&sb, &tmp, kv[i].key, kv[i].value))
+			omitted++;
+	if (omitted > 0)
+		strbuf_printf(&sb, " omitted=%zu", omitted);
+	if (log_to_journal())
+		journal_send(level, event, strbuf_str(&sb), kv, n);
+	else
+		log_msg(level, "%s", strbuf_str(&sb));
+	free(line);
 }
 
 void audit(enum log_level level, const char *event, ...)

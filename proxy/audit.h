@@ -17,7 +17,16 @@ struct audit_kv {
 	const char *value;	/* NULL: left out */
 };
 
+/* The most fields audit() takes; audit_event() takes any number, and a
+ * key may come more than once (a message's to= fields): the journal
+ * gets each as a field of that name, the text line each as key=value. */
 #define AUDIT_MAX_FIELDS 24
+/* The text line (and MESSAGE=) is at most this long: fields that do not
+ * fit whole are left out of it and counted in a last "omitted=N"; the
+ * journal fields still carry every one. */
+#define AUDIT_LINE_MAX LOG_LINE_MAX
+/* One journal field, "AUTHRELAY_KEY=value", is cut at this length. */
+#define AUDIT_FIELD_MAX 2048
 
 void audit_event(enum log_level level, const char *event,
 		 const struct audit_kv *kv, size_t n);

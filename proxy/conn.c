@@ -61,6 +61,7 @@ struct conn {
 	void *ctx;
 	struct proxy_proto_result proxy;
 	const char *proxy_error;
+	char tls_error[200];		/* why the handshake failed */
 };
 
 static void conn_run(struct conn *c);
@@ -318,6 +319,11 @@ bool conn_is_tls(const struct conn *c)
 	return c->state == CONN_TLS;
 }
 
+const char *conn_tls_error(const struct conn *c)
+{
+	return c->tls_error[0] != '\0' ? c->tls_error : NULL;
+}
+
 const char *conn_tls_version(const struct conn *c)
 {
 	return c->state == CONN_TLS ? SSL_get_version(c->ssl) : NULL;
@@ -387,6 +393,22 @@ static void log_ssl_error(const char *what)
 	ERR_clear_error();
 }
 
+/* Why the handshake failed, for the session's or the relay's record
+ * (conn_tls_error): OpenSSL's reason, or how the peer went away. */
+static void set_tls_error(struct conn *c)
+{
+	unsigned long e = ERR_get_error();
+
+	if (e == 0)
+		snprintf(c->tls_error, sizeof(c->tls_error),
+			 "connection closed (%s)",
+			 errno ? strerror(errno) : "eof");
+	else
+		ERR_error_string_n(e, c->tls_error, sizeof(c->tls_error));
+	ERR_clear_error();
+	log_debug("TLS handshake failed: %s", c->tls_error);
+}
+
 /* 1 done, 0 in progress, -1 failed. */
 static int conn_handshake(struct conn *c)
 {
@@ -410,14 +432,14 @@ static int conn_handshake(struct conn *c)
 	}
 	if (c->tls_client && c->tls_verify &&
 	    SSL_get_verify_result(c->ssl) != X509_V_OK) {
-		log_notice("TLS handshake with %s failed: certificate "
-			   "verification: %s", c->tls_host,
-			   X509_verify_cert_error_string(
-				   SSL_get_verify_result(c->ssl)));
+		snprintf(c->tls_error, sizeof(c->tls_error),
+			 "certificate verification: %s",
+			 X509_verify_cert_error_string(
+				 SSL_get_verify_result(c->ssl)));
 		ERR_clear_error();
 		return -1;
 	}
-	log_ssl_error("TLS handshake failed");
+	set_tls_error(c);
 	return -1;
 }
 

@@ -71,6 +71,11 @@ void conn_start_tls(struct conn *c, SSL_CTX *ctx);
 void conn_start_tls_client(struct conn *c, SSL_CTX *ctx, const char *host,
 			   bool verify);
 bool conn_is_tls(const struct conn *c);
+/* Why the TLS handshake failed ("certificate verification: ...",
+ * OpenSSL's reason, "connection closed (eof)"); NULL if it has not.
+ * Nothing is logged here: the session (client side) and the relay
+ * (smarthost side) log it with whose connection it was. */
+const char *conn_tls_error(const struct conn *c);
 /* "TLSv1.3", "TLS_AES_256_GCM_SHA384"; NULL before TLS. */
 const char *conn_tls_version(const struct conn *c);
 const char *conn_tls_cipher(const struct conn *c);

@@ -16,6 +16,7 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 
+#include "audit.h"
 #include "auth_proto.h"
 #include "base64.h"
 #include "conn.h"
@@ -687,6 +688,21 @@ static void on_input(struct relay *r)
 	}
 }
 
+/* The handshake with the smarthost failed (its certificate, or TLS
+ * itself): a record with the session and client it was for. */
+static void tls_failed(struct relay *r, const struct conn *c)
+{
+	const char *why = conn_tls_error(c);
+
+	if (why == NULL)
+		why = "connection closed";
+	audit(LOG_LVL_WARNING, "tls-failure", "session", r->session_id,
+	      "client", r->client_ip, "peer", "smarthost",
+	      "smarthost", relay_host(r), "reason", why, NULL);
+	snprintf(r->fail_reason, sizeof(r->fail_reason),
+		 "TLS handshake failed: %s", why);
+}
+
 static void on_conn_event(struct conn *c, enum conn_event ev, void *ctx)
 {
 	struct relay *r = ctx;
@@ -720,12 +736,14 @@ static void on_conn_event(struct conn *c, enum conn_event ev, void *ctx)
 		relay_fail(r, "timeout");
 		break;
 	case CONN_EV_CLOSED:
+		if (r->state == R_HANDSHAKE && r->cb != NULL)
+			tls_failed(r, c);
 		conn_free(&r->conn);
 		if (r->state == R_CLOSING || r->cb == NULL) {
 			relay_free(r);
 			return;
 		}
-		if (r->state != R_DEAD)
+		if (r->state != R_DEAD && r->state != R_HANDSHAKE)
 			snprintf(r->fail_reason, sizeof(r->fail_reason),
 				 "connection lost");
 		if (r->setting_up) {

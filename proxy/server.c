@@ -11,8 +11,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+
+#include "audit.h"
 #include "auth_client.h"
 #include "auth_throttle.h"
+#include "client_addr.h"
 #include "conn_limits.h"
 #include "log.h"
 #include "relay.h"
@@ -132,19 +136,25 @@ static int on_pause_end(sd_event_source *src, uint64_t usec, void *userdata)
 	return 0;
 }
 
-static void refuse(int fd, enum listen_mode mode, const char *hostname,
-		   const char *why)
+/* A connection refused before it has a session: one record, with the
+ * client's address, and the 421 where there is plaintext to speak. */
+static void refuse(int fd, const struct listener *l,
+		   const struct sockaddr_storage *ss, const char *hostname,
+		   const char *reason, const char *text)
 {
-	char buf[256];
-	int n;
+	char ip[INET6_ADDRSTRLEN], reply[256];
+	int n = 0;
 
+	(void)client_addr_format(ss, ip, sizeof(ip));
 	/* On an implicit-TLS port there is no plaintext to speak. */
-	if (mode == LISTEN_STARTTLS) {
-		n = snprintf(buf, sizeof(buf), "421 4.7.0 %s %s\r\n", hostname,
-			     why);
-		if (n > 0)
-			(void)send(fd, buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
-	}
+	if (l->mode == LISTEN_STARTTLS)
+		n = snprintf(reply, sizeof(reply), "421 4.7.0 %s %s\r\n",
+			     hostname, text);
+	audit(LOG_LVL_NOTICE, "connection-refused", "client", ip,
+	      "listener", l->name, "reason", reason,
+	      "reply", n > 0 ? "421 4.7.0" : NULL, NULL);
+	if (n > 0)
+		(void)send(fd, reply, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
 	close(fd);
 }
 
@@ -179,13 +189,17 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents,
 			}
 			break;
 		}
+		/* From here on an IPv4 client on a dual-stack socket is
+		 * its IPv4 address, for limits, logs and headers alike. */
+		client_addr_normalize(&ss);
 		st = settings_get();
 		{
 			uint64_t now = 0;
 
 			sd_event_now(t->event, CLOCK_MONOTONIC, &now);
 			if (auth_throttle_blocked(&ss, now)) {
-				refuse(cfd, ls->l->mode, st->cfg->hostname,
+				refuse(cfd, ls->l, &ss, st->cfg->hostname,
+				       "address blocked after failed logins",
 				       "Too many authentication failures "
 				       "from your address");
 				settings_put(&st);
@@ -199,10 +213,9 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents,
 				   st->cfg->proxy_protocol ? UINT_MAX :
 				   st->cfg->max_connections_per_ip);
 		if (v != LIMITS_OK) {
-			log_notice("refused connection on %s: %s", ls->l->name,
-				   v == LIMITS_TOTAL ? "max_connections reached"
-				   : "max_connections_per_ip reached");
-			refuse(cfd, ls->l->mode, st->cfg->hostname,
+			refuse(cfd, ls->l, &ss, st->cfg->hostname,
+			       v == LIMITS_TOTAL ? "max_connections reached"
+			       : "max_connections_per_ip reached",
 			       "Too many connections, try again later");
 			settings_put(&st);
 			continue;

@@ -12,6 +12,7 @@
 
 #include "auth_client.h"
 #include "auth_throttle.h"
+#include "client_addr.h"
 #include "conn_limits.h"
 #include "proxy_proto.h"
 #include "settings.h"
@@ -127,6 +128,8 @@ static void reply_v(struct smtp_session *s, const char *fmt, va_list ap)
 
 	strbuf_init(&sb, buf, sizeof(buf) - 2);
 	strbuf_vprintf(&sb, fmt, ap);
+	/* Every reply passes here: the one place 4xx and 5xx are logged. */
+	session_audit_reply(s, buf, strbuf_len(&sb));
 	/* a cut reply still ends its line */
 	memcpy(buf + strbuf_len(&sb), "\r\n", 2);
 	conn_write(s->conn, buf, strbuf_len(&sb) + 2);
@@ -308,6 +311,7 @@ static void handle_command(struct smtp_session *s, char *line, size_t len)
 	const char *refusal;
 
 	s->n_commands++;
+	session_audit_command(s, line, len);
 	/* RFC 5321 §2.3.8: a bare CR or LF (the line reader ends lines
 	 * at CR LF only) is refused with the other control octets. */
 	if (smtp_cmd_parse(line, len, &parsed) < 0) {
@@ -354,6 +358,9 @@ static void session_process(struct smtp_session *s)
 		}
 		if (!state_reads_lines(s->state))
 			return;
+		/* The last command is answered in full. */
+		if (s->state == S_CMD)
+			session_audit_command_is(s, NULL);
 		if (conn_output_full(s->conn))
 			return;	/* resumed on CONN_EV_FLUSHED */
 		if (s->stopping && s->state == S_CMD && s->tx == NULL) {
@@ -369,10 +376,12 @@ static void session_process(struct smtp_session *s)
 			return;
 		}
 		if (ls == LINE_TOO_LONG) {
-			if (s->state != S_CMD)
+			if (s->state != S_CMD) {
 				smtp_auth_line_too_long(s);
-			else
+			} else {
+				session_audit_command_is(s, "(line too long)");
 				session_reply_error(s, "500 5.5.2 Line too long");
+			}
 		} else if (s->state == S_CMD) {
 			handle_command(s, line, len);
 		} else {
@@ -448,6 +457,10 @@ static void on_conn_event(struct conn *c, enum conn_event ev, void *ctx)
 		on_timeout(s);
 		break;
 	case CONN_EV_CLOSED:
+		if (s->state == S_TLS_HANDSHAKE)
+			saudit(s, LOG_LVL_NOTICE, "tls-failure", "peer",
+			       "client", "reason", conn_tls_error(c) ?
+			       conn_tls_error(c) : "connection closed");
 		session_destroy(s);
 		break;
 	case CONN_EV_PROXY_HEADER:
@@ -492,22 +505,8 @@ static void set_client(struct smtp_session *s,
 		       const struct sockaddr_storage *addr)
 {
 	s->addr = *addr;
-	if (addr->ss_family == AF_INET) {
-		const struct sockaddr_in *sin = (const void *)addr;
-
-		inet_ntop(AF_INET, &sin->sin_addr, s->client_ip,
-			  sizeof(s->client_ip));
-		s->client_port = ntohs(sin->sin_port);
-	} else if (addr->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *sin6 = (const void *)addr;
-
-		inet_ntop(AF_INET6, &sin6->sin6_addr, s->client_ip,
-			  sizeof(s->client_ip));
-		s->client_port = ntohs(sin6->sin6_port);
-	} else {
-		snprintf(s->client_ip, sizeof(s->client_ip), "unknown");
-		s->client_port = 0;
-	}
+	s->client_port = client_addr_format(addr, s->client_ip,
+					    sizeof(s->client_ip));
 }
 
 /* The client's first words: the greeting, or the TLS handshake. */
@@ -560,11 +559,15 @@ static void on_proxy_header(struct smtp_session *s)
 
 	snprintf(s->proxy_peer, sizeof(s->proxy_peer), "%s", s->client_ip);
 	if (res->has_addr) {
+		struct sockaddr_storage src = res->src;
+
 		/* The limits were counted for the proxy; count for the
-		 * client it speaks for. */
+		 * client it speaks for (a balancer on a dual-stack socket
+		 * may name an IPv4 client as ::ffff:a.b.c.d). */
 		limits_disconnect(&s->addr);
 		s->limits_counted = false;
-		set_client(s, &res->src);
+		client_addr_normalize(&src);
+		set_client(s, &src);
 		if (limits_connect(&s->addr, UINT_MAX,
 				   s->cfg->max_connections_per_ip) !=
 		    LIMITS_OK) {

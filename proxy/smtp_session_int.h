@@ -29,6 +29,10 @@
  * bounds every valid one. */
 #define SMTP_AUTH_LINE_MAX 4096
 
+/* A command as the audit records name it: a RCPT or MAIL line whole
+ * (RFC 5321 §4.5.3.1.4: 512 octets), a longer one cut. */
+#define SESSION_AUDIT_CMD_MAX 512
+
 enum session_state {
 	S_PROXY_HEADER,		/* waiting for the PROXY protocol header */
 	S_TLS_HANDSHAKE,	/* implicit TLS, or after STARTTLS */
@@ -48,6 +52,14 @@ enum relay_pending { P_NONE, P_MAIL, P_RCPT, P_DATA, P_DOT, P_RSET };
 
 enum helo_state { HELO_NONE, HELO_HELO, HELO_EHLO };
 
+/* A recipient as the message record lists it: the address and the
+ * answer the client got for it (the smarthost's, or ours). */
+struct tx_rcpt {
+	char *path;
+	int code;
+	char enhanced[16];
+};
+
 /* One mail transaction (RFC 5321 §3.3): from MAIL to the end of DATA,
  * RSET, or the end of the session. */
 struct smtp_tx {
@@ -62,6 +74,12 @@ struct smtp_tx {
 	bool relay_lost;		/* smarthost gone during DATA: 451 */
 	char refusal[300];		/* why the header check said no */
 	uint64_t data_start;
+	/* For the message record (session_audit.c): every RCPT answered,
+	 * the refused ones up to a bound, the rest counted. */
+	bool rcpt_due;			/* tx->rcpt waits for its answer */
+	struct tx_rcpt *rcpts;
+	size_t n_rcpts, rcpts_cap, n_refused_listed;
+	unsigned long rcpts_unlisted;
 };
 
 /* The session: the connection and who is on it. */
@@ -104,6 +122,12 @@ struct smtp_session {
 	enum relay_pending pending;
 	unsigned long n_messages;
 
+	/* The command the replies being sent answer, as the audit
+	 * records name it (audit_cmd.h); "" for none. */
+	char audit_cmd[SESSION_AUDIT_CMD_MAX];
+	bool relayed_reply;		/* the reply being sent is the
+					   smarthost's */
+
 	unsigned bad_commands;
 	unsigned auth_failures;
 	bool blocked;			/* this address just got blocked */
@@ -142,6 +166,22 @@ void smtp_auth_wipe(struct smtp_session *s);
 void smtp_auth_on_delay(struct smtp_session *s);
 /* What authentication left in the session (addresses, groups). */
 void smtp_auth_free(struct smtp_session *s);
+
+/* session_audit.c */
+/* The command line just read (S_CMD) becomes the one replies answer;
+ * session_audit_command_is() names one without a line (NULL: none). */
+void session_audit_command(struct smtp_session *s, const char *line,
+			   size_t len);
+void session_audit_command_is(struct smtp_session *s, const char *name);
+/* Each reply line as it is sent (NUL-terminated, no CRLF): a 4xx or
+ * 5xx is a "reply" record; the answer to a RCPT goes into the
+ * transaction's list. */
+void session_audit_reply(struct smtp_session *s, const char *line,
+			 size_t len);
+/* The message record: the end of data answered by the smarthost. */
+void session_audit_message(struct smtp_session *s,
+			   const struct relay_reply *rep);
+void session_audit_tx_free(struct smtp_tx *tx);
 
 /* smtp_tx.c */
 void smtp_tx_mail(struct smtp_session *s, const char *args);

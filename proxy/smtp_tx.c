@@ -28,6 +28,7 @@ void smtp_tx_free(struct smtp_tx **txp)
 		return;
 	*txp = NULL;
 	data_filter_free(&tx->df);
+	session_audit_tx_free(tx);
 	explicit_bzero(tx, sizeof(*tx));
 	free(tx);
 }
@@ -50,7 +51,9 @@ static struct sender_user session_user(const struct smtp_session *s)
 /* The smarthost's reply, passed on as it is (RFC 3463 code included). */
 static void reply_relayed(struct smtp_session *s, const struct relay_reply *rep)
 {
+	s->relayed_reply = true;
 	session_reply(s, "%d %s %s", rep->code, rep->enhanced, rep->text);
+	s->relayed_reply = false;
 }
 
 static void relay_send_mail(struct smtp_session *s)
@@ -69,24 +72,7 @@ static void relay_send_mail(struct smtp_session *s)
 
 static void end_of_data(struct smtp_session *s, const struct relay_reply *rep)
 {
-	struct smtp_tx *tx = s->tx;
-	char rcpts[16], size[24], code[32], ms[24], *qid;
-
-	snprintf(rcpts, sizeof(rcpts), "%u", tx->n_rcpt);
-	snprintf(size, sizeof(size), "%llu",
-		 (unsigned long long)(tx->df ? data_filter_size(tx->df) : 0));
-	snprintf(code, sizeof(code), "%d %s", rep->code, rep->enhanced);
-	snprintf(ms, sizeof(ms), "%llu",
-		 (unsigned long long)((session_now(s) - tx->data_start) / 1000));
-	/* Postfix, Exchange and most others: "... queued as ID". */
-	qid = strstr(rep->text, "queued as ");
-	saudit(s, rep->code / 100 == 2 ? LOG_LVL_INFO : LOG_LVL_NOTICE,
-	       "message", "user", s->user, "from", tx->mail.path,
-	       "rcpts", rcpts, "size", size,
-	       "message_id", tx->df ? data_filter_message_id(tx->df) : NULL,
-	       "smarthost", s->relay ? relay_host(s->relay) : NULL,
-	       "reply", code, "reply_text", rep->text,
-	       "queue_id", qid ? qid + 10 : NULL, "duration_ms", ms);
+	session_audit_message(s, rep);
 	if (rep->code / 100 == 2)
 		s->n_messages++;
 	reply_relayed(s, rep);
@@ -283,6 +269,9 @@ void smtp_tx_rcpt(struct smtp_session *s, const char *args)
 				    err.text);
 		return;
 	}
+	/* Whatever answers it, ours or the smarthost's, goes into the
+	 * message record with it (session_audit.c). */
+	tx->rcpt_due = true;
 	/* RFC 6531 §3.4: a non-ASCII address needs SMTPUTF8 on MAIL. */
 	if (!tx->mail.smtputf8) {
 		for (const unsigned char *p = (const void *)tx->rcpt.path; *p;
@@ -405,6 +394,7 @@ static void data_ended(struct smtp_session *s, enum data_filter_status st)
 	const char *why;
 
 	s->state = S_CMD;
+	session_audit_command_is(s, "END-OF-MESSAGE");
 	conn_set_deadline(s->conn, s->cfg->command_timeout_usec);
 	if (tx->relay_lost) {
 		saudit(s, LOG_LVL_WARNING, "message-refused", "user", s->user,

@@ -6,11 +6,14 @@
  *   fits its RFC 5321 §4.5.3.1 limit; without SMTPUTF8 the sender path is
  *   ASCII;
  * - a refusal comes with a 5xx code, an enhanced code and a text;
- * - parsing is deterministic (the same line twice gives the same). */
+ * - parsing is deterministic (the same line twice gives the same);
+ * - the command an audit record names (audit_cmd_text) is bounded, has
+ *   no control octet but HT, and for AUTH is at most "AUTH MECHANISM". */
 #include "autoconf.h"
 
 #include <string.h>
 
+#include "audit_cmd.h"
 #include "fuzz.h"
 #include "smtp_cmd.h"
 
@@ -36,6 +39,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(line, data, size);
 	line[size] = '\0';
+	{
+		char shown[64];
+		size_t n = audit_cmd_text(line, size, shown, sizeof(shown));
+
+		FUZZ_CHECK(n < sizeof(shown) && strlen(shown) == n,
+			   "audit_cmd_text: %zu octets", n);
+		for (size_t i = 0; i < n; i++)
+			FUZZ_CHECK(shown[i] == '\t' ||
+				   !fuzz_has_control(shown + i, 1),
+				   "audit_cmd_text: control octet");
+		/* RFC 4422 §3.1: a mechanism name is at most 20 octets. */
+		if (strncmp(shown, "AUTH", 4) == 0)
+			FUZZ_CHECK(n == 4 || (n <= 25 && shown[4] == ' ' &&
+					      strchr(shown + 5, ' ') == NULL),
+				   "AUTH data in the audit record: \"%s\"",
+				   shown);
+	}
 	r = smtp_cmd_parse(line, size, &cmd);
 	FUZZ_CHECK(r == (smtp_cmd_parse(line, size, &again)) &&
 		   (r < 0 || (cmd.verb == again.verb && cmd.args == again.args)),

@@ -724,7 +724,9 @@ def sanitizer_env(preloading):
 def authrelay(request, tmp_path, pki, smarthost):
     """Factory: authrelay(config=None, pam="wrapper"|"system", nss=False,
     socket_activation=None|("submission","submissions"), env=None,
-    wait_ready=True) -> a running Daemon (READY=1 received).
+    wait_ready=True, activation_host="127.0.0.1") -> a running Daemon
+    (READY=1 received). activation_host "[::]" makes the activated
+    sockets dual-stack, as the shipped .socket units are.
 
     config: overrides merged into the base config (section -> key -> value,
     None removes a key or a whole section). The daemon is stopped with
@@ -733,7 +735,7 @@ def authrelay(request, tmp_path, pki, smarthost):
     request.node._authrelay_daemons = daemons
 
     def start(config=None, pam="wrapper", nss=False, socket_activation=None,
-              env=None, wait_ready=True):
+              env=None, wait_ready=True, activation_host="127.0.0.1"):
         require_daemon()
         starttls_port, tls_port = free_port(), free_port()
         conf = merge_config(base_config(pki, smarthost.port, starttls_port,
@@ -770,7 +772,7 @@ def authrelay(request, tmp_path, pki, smarthost):
             activation_ports = {n: free_port() for n in socket_activation}
             cmd = [ssa]
             for n in socket_activation:
-                cmd += ["-l", f"127.0.0.1:{activation_ports[n]}"]
+                cmd += ["-l", f"{activation_host}:{activation_ports[n]}"]
             cmd.append("--fdname=" + ":".join(socket_activation))
             # systemd-socket-activate passes on only TERM PATH USER HOME
             # and what -E names.

@@ -127,9 +127,10 @@ _RECORD = re.compile(r"^authrelay\[(\d+)\]: (\w+): (\S+)((?: .*)?)$")
 _KV = re.compile(r' ([A-Za-z0-9_]+)=("(?:[^"\\]|\\.)*"|[^ ]*)')
 
 
-def parse_kv(text):
-    """' k=v k2="quoted \\"value\\""' -> dict (values unquoted)."""
-    out = {}
+def kv_pairs(text):
+    """' k=v k2="quoted \\"value\\""' -> [(k, v), ...] (values unquoted),
+    in order; a key may come more than once."""
+    out = []
     pos = 0
     while pos < len(text):
         m = _KV.match(text, pos)
@@ -139,9 +140,21 @@ def parse_kv(text):
         v = m.group(2)
         if v.startswith('"'):
             v = re.sub(r"\\(.)", r"\1", v[1:-1])
-        out[m.group(1)] = v
+        out.append((m.group(1), v))
         pos = m.end()
     return out
+
+
+def parse_kv(text):
+    """' k=v k2="quoted \\"value\\""' -> dict (values unquoted)."""
+    return dict(kv_pairs(text))
+
+
+def field_values(rec, key):
+    """Every value of key in a Record, in order (a message record has a
+    to= field per recipient)."""
+    m = _RECORD.match(rec.line)
+    return [v for k, v in kv_pairs(m.group(4)) if k == key]
 
 
 class Record(dict):

@@ -19,8 +19,8 @@ import re
 
 from conftest import USERS
 from harness import b64, check, plain_response
-from policy_helpers import (OTHER_IP, audit_records,
-                            authed_from, marker, message, session_from,
+from policy_helpers import (OTHER_IP, audit_records, authed_from,
+                            field_values, marker, message, session_from,
                             start_in_journal, transact, wait_record)
 from policy_helpers import journal  # noqa: F401 (fixture)
 
@@ -132,8 +132,18 @@ def test_journal_fields_of_message_and_auth_failure(journal, authrelay,
     events = [e["AUTHRELAY_EVENT"]
               for e in journal.entries("SYSLOG_IDENTIFIER=authrelay")
               if e.get("AUTHRELAY_SESSION") == session]
-    assert events == ["connect", "tls", "auth-failure", "auth-failure",
-                      "auth-ok", "message", "disconnect"], f"got {events}"
+    # Each refused login: its auth-failure, then the 535 reply record.
+    assert events == ["connect", "tls", "auth-failure", "reply",
+                      "auth-failure", "reply", "auth-ok", "message",
+                      "disconnect"], f"got {events}"
+    for e in journal.entries("AUTHRELAY_EVENT=reply"):
+        if e.get("AUTHRELAY_SESSION") == session:
+            assert e.get("AUTHRELAY_REPLY") == "535 5.7.8" and \
+                e.get("AUTHRELAY_COMMAND") in ("AUTH PLAIN", "AUTH LOGIN") \
+                and e.get("AUTHRELAY_CLIENT") == OTHER_IP, f"reply: {e}"
+    # Every recipient with the smarthost's answer, one field each.
+    assert m.get("AUTHRELAY_TO") == [f"{r},250,2.1.5" for r in RCPTS], \
+        f"AUTHRELAY_TO: got {m.get('AUTHRELAY_TO')!r}"
     ok = journal.wait_entry(AUTHRELAY_EVENT="auth-ok",
                             AUTHRELAY_SESSION=session)
     assert ok.get("AUTHRELAY_USER") == "alice" and \
@@ -196,8 +206,10 @@ def test_stderr_one_line_per_event(authrelay, smarthost):
         assert m, f"stderr line not in the format: {line!r}"
     recs = [r for r in audit_records(log) if r.get("session") == session]
     assert [r.event for r in recs] == [
-        "connect", "tls", "auth-failure", "auth-failure", "auth-ok",
-        "message", "disconnect"], f"got {[r.event for r in recs]}"
+        "connect", "tls", "auth-failure", "reply", "auth-failure", "reply",
+        "auth-ok", "message", "disconnect"], f"got {[r.event for r in recs]}"
+    assert field_values(rec, "to") == [f"{r},250,2.1.5" for r in RCPTS], \
+        rec.line
     for r in recs:
         assert r.pid == d.net_pid, f"got pid {r.pid}, want {d.net_pid}: {r.line}"
         assert r["client"] == OTHER_IP, r.line

@@ -359,7 +359,11 @@ def test_valid_header_by_hand_v1_and_v2(authrelay, smarthost):
     dst = socket.inet_pton(socket.AF_INET6, "::1")
     v2 = (b"\r\n\r\n\x00\r\nQUIT\n\x21\x21" + struct.pack("!H", 36) + src +
           dst + struct.pack("!HH", 40001, 587))
-    for header, want in ((v1, "192.0.2.7"), (v2, "2001:db8::7")):
+    # A balancer on a dual-stack socket names an IPv4 client IPv4-mapped:
+    # it is the IPv4 address from then on.
+    mapped = b"PROXY TCP6 ::ffff:192.0.2.8 ::1 40002 587\r\n"
+    for header, want in ((v1, "192.0.2.7"), (v2, "2001:db8::7"),
+                         (mapped, "192.0.2.8")):
         s = socket.create_connection(("127.0.0.1", d.starttls_port),
                                      timeout=10)
         s.sendall(header + b"NOOP\r\n")
