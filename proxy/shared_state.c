@@ -230,10 +230,13 @@ static void mark_up(struct shared_state *ss)
 	if (!ss->counted_down)
 		return;
 	ss->counted_down = false;
-	if (atomic_fetch_sub(&n_down, 1) == 1 &&
-	    atomic_exchange(&outage_logged, false))
+	if (atomic_fetch_sub(&n_down, 1) != 1)
+		return;
+	if (atomic_exchange(&outage_logged, false))
 		log_notice("shared state %s available again",
 			   ss->params->display);
+	else
+		log_notice("shared state %s connected", ss->params->display);
 }
 
 static int on_io(sd_event_source *src, int fd, uint32_t revents, void *d);
