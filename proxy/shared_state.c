@@ -13,6 +13,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "auth_cache.h"
 #include "log.h"
 #include "redis_uri.h"
 #include "shared_state.h"
@@ -232,9 +233,14 @@ static void mark_up(struct shared_state *ss)
 	ss->counted_down = false;
 	if (atomic_fetch_sub(&n_down, 1) != 1)
 		return;
-	if (atomic_exchange(&outage_logged, false))
+	if (atomic_exchange(&outage_logged, false)) {
+		/* Evictions made while we could not see them, or lost with a
+		 * Redis that restarted empty (its generation starting over):
+		 * trust no cached credential from before. */
+		auth_cache_clear();
 		log_notice("shared state %s available again",
 			   ss->params->display);
+	}
 	else
 		log_notice("shared state %s connected", ss->params->display);
 }
