@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "redis_uri.h"
 #include "relay_profile.h"
 #include "xalloc.h"
 
@@ -386,6 +387,25 @@ static const char *check_https_url(const char *s)
 	for (; *s != '\0'; s++)
 		if (*s == ' ' || *s == '"' || *s == '<' || *s == '>')
 			return "must be an https:// URL";
+	return NULL;
+}
+
+static const char *check_redis_uri(const char *s)
+{
+	struct redis_uri u;
+	const char *error = NULL;
+
+	return redis_uri_parse(s, &u, &error) == 0 ? NULL : error;
+}
+
+/* Keys of several services may share one Redis: printable, no space. */
+static const char *check_key_prefix(const char *s)
+{
+	if (strlen(s) > 64)
+		return "longer than 64 octets";
+	for (; *s != '\0'; s++)
+		if (*s <= ' ' || *s >= 0x7f)
+			return "printable ASCII without spaces only";
 	return NULL;
 }
 
@@ -954,6 +974,10 @@ static const struct enum_name sender_check_names[] = {
 	{ "header", SENDER_CHECK_HEADER }, { "both", SENDER_CHECK_BOTH },
 	{ NULL, 0 },
 };
+static const struct enum_name shared_failure_names[] = {
+	{ "open", SHARED_FAILURE_OPEN }, { "closed", SHARED_FAILURE_CLOSED },
+	{ NULL, 0 },
+};
 static const struct enum_name bare_newline_names[] = {
 	{ "reject", BARE_NEWLINE_REJECT },
 	{ "normalize", BARE_NEWLINE_NORMALIZE }, { NULL, 0 },
@@ -967,6 +991,7 @@ _Static_assert(sizeof(enum sender_check) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum relay_auth_mech) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum oauth2_grant) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum bare_newline) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum shared_failure) == sizeof(int), "enum size");
 
 #define OFF(f) offsetof(struct config, f)
 #define SECOND USEC_PER_SEC
@@ -1085,6 +1110,16 @@ static const struct key_def keys[] = {
 	  NULL, NULL },
 	{ "policy", "user_recipient_rate", set_rate, OFF(user_recipient_rate),
 	  KEY_EMPTY_OK, 0, 0, NULL, NULL },
+	STR("policy", "shared_state", shared_state, KEY_EMPTY_OK,
+	    check_redis_uri),
+	PATH("policy", "shared_state_password_file",
+	     shared_state_password_file, KEY_FILE),
+	ENUM("policy", "shared_state_failure", shared_state_failure,
+	     shared_failure_names),
+	DUR("policy", "shared_state_timeout", shared_state_timeout_usec,
+	    10 * 1000, 10 * SECOND),
+	STR("policy", "shared_state_prefix", shared_state_prefix, 0,
+	    check_key_prefix),
 };
 
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
@@ -1350,6 +1385,8 @@ static void set_defaults(struct config *c)
 
 	c->sender_check = SENDER_CHECK_BOTH;
 	c->bare_newline = BARE_NEWLINE_REJECT;
+	c->shared_state_timeout_usec = 200 * 1000;
+	c->shared_state_prefix = xstrdup("authrelay:");
 }
 
 static void default_hostname(struct parser *p)
@@ -1911,6 +1948,9 @@ void config_free(struct config **config)
 	free(c->oauth2_client_key);
 	free(c->oauth2_service_account_file);
 	free(c->identity_header);
+	free(c->shared_state);
+	free(c->shared_state_password_file);
+	free(c->shared_state_prefix);
 	free(c);
 	*config = NULL;
 }

@@ -39,6 +39,9 @@ enum relay_tls { RELAY_TLS_NONE, RELAY_TLS_STARTTLS, RELAY_TLS_TLS };
 enum sender_check { SENDER_CHECK_OFF, SENDER_CHECK_ENVELOPE,
 		    SENDER_CHECK_HEADER, SENDER_CHECK_BOTH };
 enum bare_newline { BARE_NEWLINE_REJECT, BARE_NEWLINE_NORMALIZE };
+/* [policy] shared_state_failure: what a check does when Redis does not
+ * answer in time. */
+enum shared_failure { SHARED_FAILURE_OPEN, SHARED_FAILURE_CLOSED };
 /* [relay] auth_mechanism: AUTO takes PLAIN, else LOGIN, as the smarthost
  * offers them (with auth_user and auth_password_file). */
 enum relay_auth_mech { RELAY_AUTH_AUTO, RELAY_AUTH_PLAIN, RELAY_AUTH_LOGIN,
@@ -194,6 +197,13 @@ struct config {
 	size_t n_group_rate;
 	struct config_group_rate *group_recipient_rate;	/* repeatable */
 	size_t n_group_recipient_rate;
+	/* Limits, brute-force counts and blocks shared by several nodes
+	 * through Redis (common/redis_uri.h); NULL: per instance. */
+	char *shared_state;
+	char *shared_state_password_file;
+	enum shared_failure shared_state_failure;	/* default open */
+	uint64_t shared_state_timeout_usec;	/* default 200ms, 10ms..10s */
+	char *shared_state_prefix;	/* default "authrelay:" */
 };
 
 /* Errors: one "FILE:LINE: message" (or "FILE: message") string each. */

@@ -30,6 +30,7 @@ struct cache_entry {
 	char **group;
 	size_t n_group;
 	uint64_t expires;
+	uint64_t gen;
 };
 
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -164,6 +165,14 @@ void auth_cache_store(const char *login,
 		      const unsigned char hash[AUTH_CACHE_HASH_LEN],
 		      const struct auth_reply *rep, uint64_t now, uint64_t ttl)
 {
+	auth_cache_store_gen(login, hash, rep, now, ttl, 0);
+}
+
+void auth_cache_store_gen(const char *login,
+			  const unsigned char hash[AUTH_CACHE_HASH_LEN],
+			  const struct auth_reply *rep, uint64_t now,
+			  uint64_t ttl, uint64_t gen)
+{
 	struct cache_entry *e;
 	unsigned b;
 
@@ -183,6 +192,7 @@ void auth_cache_store(const char *login,
 	for (size_t i = 0; i < rep->n_group; i++)
 		e->group[i] = xstrdup(rep->group[i]);
 	e->expires = now + ttl;
+	e->gen = gen;
 	b = bucket_of(login);
 	pthread_mutex_lock(&cache_lock);
 	remove_locked(login);
@@ -205,6 +215,20 @@ void auth_cache_forget(const char *login)
 {
 	pthread_mutex_lock(&cache_lock);
 	remove_locked(login);
+	pthread_mutex_unlock(&cache_lock);
+}
+
+void auth_cache_forget_older(const char *login, uint64_t evicted)
+{
+	struct cache_entry *e;
+
+	pthread_mutex_lock(&cache_lock);
+	for (e = buckets[bucket_of(login)]; e != NULL; e = e->next)
+		if (strcmp(e->login, login) == 0)
+			break;
+	/* Verified at gen, evicted at a later generation. */
+	if (e != NULL && e->gen < evicted)
+		remove_locked(login);
 	pthread_mutex_unlock(&cache_lock);
 }
 

@@ -31,7 +31,15 @@ bool auth_cache_lookup(const char *login,
 void auth_cache_store(const char *login,
 		      const unsigned char hash[AUTH_CACHE_HASH_LEN],
 		      const struct auth_reply *rep, uint64_t now, uint64_t ttl);
+/* The same, the entry marked with gen: the shared generation
+ * (shared_policy.h) it was verified at. */
+void auth_cache_store_gen(const char *login,
+			  const unsigned char hash[AUTH_CACHE_HASH_LEN],
+			  const struct auth_reply *rep, uint64_t now,
+			  uint64_t ttl, uint64_t gen);
 void auth_cache_forget(const char *login);
+/* Forget login's entry if it was verified before generation evicted. */
+void auth_cache_forget_older(const char *login, uint64_t evicted);
 void auth_cache_clear(void);
 unsigned auth_cache_size(void);
 

@@ -114,7 +114,7 @@ uint64_t auth_throttle_failure(const struct config *cfg,
 			       const char *login, uint64_t now,
 			       bool *blocked_r)
 {
-	uint64_t window = cfg->failure_window_usec, delay;
+	uint64_t window = cfg->failure_window_usec;
 	unsigned char key[16];
 	struct throttle_entry *ip, *pair;
 	unsigned n_pair = 1;
@@ -145,7 +145,13 @@ uint64_t auth_throttle_failure(const struct config *cfg,
 		n_pair = count(pair, now, window);
 	pthread_mutex_unlock(&lock);
 
-	delay = cfg->failure_delay_usec;
+	return auth_throttle_delay(cfg, n_pair);
+}
+
+uint64_t auth_throttle_delay(const struct config *cfg, unsigned n_pair)
+{
+	uint64_t delay = cfg->failure_delay_usec;
+
 	for (unsigned i = 1; i < n_pair && delay < DELAY_MAX_USEC; i++)
 		delay *= 2;
 	return delay < DELAY_MAX_USEC ? delay : DELAY_MAX_USEC;

@@ -27,6 +27,10 @@ uint64_t auth_throttle_failure(const struct config *cfg,
 			       const struct sockaddr_storage *addr,
 			       const char *login, uint64_t now,
 			       bool *blocked_r);
+/* The delay before the 535 for the n_pair-th failure of a pair. */
+uint64_t auth_throttle_delay(const struct config *cfg, unsigned n_pair);
+/* The longest block: block_time doubles up to this. */
+#define AUTH_THROTTLE_BLOCK_MAX_USEC (86400 * USEC_PER_SEC)
 /* A success clears the (address, login) pair's back-off. */
 void auth_throttle_success(const struct sockaddr_storage *addr,
 			   const char *login);

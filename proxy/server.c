@@ -21,6 +21,8 @@
 #include "log.h"
 #include "relay.h"
 #include "server.h"
+#include "settings.h"
+#include "shared_policy.h"
 #include "smtp_session.h"
 #include "xalloc.h"
 
@@ -47,6 +49,8 @@ struct server_thread {
 	struct listen_source *listen;
 	size_t n_listen;
 	struct auth_pool *auth;
+	struct shared_state *shared;	/* this thread's Redis connection */
+	struct settings *shared_st;	/* what it was configured from */
 	struct smtp_session *sessions;
 	unsigned n_sessions;
 	unsigned reload_seen;
@@ -223,6 +227,7 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents,
 		struct smtp_session_host host = {
 			.event = t->event,
 			.auth = t->auth,
+			.shared = t->shared,
 			.joined = session_joined,
 			.gone = session_gone,
 			.ctx = t,
@@ -268,6 +273,17 @@ static void thread_stop(struct server_thread *t)
 	thread_maybe_exit(t);
 }
 
+/* Connect to the Redis the current settings name (or keep the
+ * connection when they name the same). */
+static void thread_shared_configure(struct server_thread *t)
+{
+	struct settings *st = settings_get();
+
+	shared_state_configure(t->shared, st != NULL ? st->shared : NULL);
+	settings_put(&t->shared_st);
+	t->shared_st = st;
+}
+
 static int on_ctl(sd_event_source *src, int fd, uint32_t revents,
 		  void *userdata)
 {
@@ -280,6 +296,11 @@ static int on_ctl(sd_event_source *src, int fd, uint32_t revents,
 	if (gen != t->reload_seen) {
 		t->reload_seen = gen;
 		auth_pool_recycle(t->auth);
+		thread_shared_configure(t);
+		/* One thread tells the other nodes: their cached
+		 * credentials go too. */
+		if (t->index == 0)
+			shared_policy_evict_all(t->shared, t->shared_st);
 	}
 	if (atomic_load(&stop_requested))
 		thread_stop(t);
@@ -333,6 +354,10 @@ static int thread_setup(struct server_thread *t, unsigned index,
 			return -1;
 	}
 	t->auth = auth_pool_new(t->event, workers);
+	t->shared = shared_state_new(t->event);
+	if (t->shared == NULL)
+		return -1;
+	thread_shared_configure(t);
 	return 0;
 }
 
@@ -399,6 +424,8 @@ void servers_join(void)
 
 		pthread_join(t->tid, NULL);
 		auth_pool_free(&t->auth);
+		shared_state_free(&t->shared);
+		settings_put(&t->shared_st);
 		for (size_t j = 0; j < t->n_listen; j++)
 			sd_event_source_disable_unref(t->listen[j].src);
 		free(t->listen);

@@ -6,6 +6,7 @@
 
 #include "relay_targets.h"
 #include "settings.h"
+#include "shared_state.h"
 #include "xalloc.h"
 
 struct stats stats;
@@ -36,6 +37,7 @@ void settings_put(struct settings **stp)
 		SSL_CTX_free(st->ssl_ctx);
 		SSL_CTX_free(st->relay_ssl_ctx);
 		relay_targets_free(&st->relay_targets);
+		shared_params_free(&st->shared);
 		if (st->relay_secret != NULL)
 			free_secret(st->relay_secret,
 				    strlen(st->relay_secret) + 1);

@@ -12,6 +12,7 @@
 #include "config.h"
 
 struct relay_targets;
+struct shared_params;
 
 struct settings {
 	atomic_uint refs;
@@ -20,6 +21,7 @@ struct settings {
 	SSL_CTX *relay_ssl_ctx;		/* towards smarthosts */
 	struct relay_targets *relay_targets;
 	char *relay_secret;		/* [relay] auth_password_file's line */
+	struct shared_params *shared;	/* [policy] shared_state, or NULL */
 };
 
 /* The current settings, referenced; settings_put() when done. */

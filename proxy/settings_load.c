@@ -7,6 +7,7 @@
 
 #include "relay.h"
 #include "settings_load.h"
+#include "shared_state.h"
 #include "tls.h"
 #include "xalloc.h"
 
@@ -72,6 +73,9 @@ int settings_read(const char *path, struct bundle **net_r,
 	add_file(net, cfg, "[relay] ca_file", cfg->relay_ca_file, errs);
 	add_file(net, cfg, "[relay] auth_password_file",
 		 cfg->relay_auth_password_file, errs);
+	/* Redis is spoken to by the network process alone. */
+	add_file(net, cfg, "[policy] shared_state_password_file",
+		 cfg->shared_state_password_file, errs);
 	if (cfg->backend == AUTH_BACKEND_LDAP) {
 		add_file(worker, cfg, "[ldap] ca_file", cfg->ldap_ca_file,
 			 errs);
@@ -129,6 +133,7 @@ struct settings *settings_from_bundle(const struct bundle *b,
 	struct config *cfg;
 	SSL_CTX *ctx, *relay_ctx = NULL;
 	struct relay_targets *targets = NULL;
+	struct shared_params *shared = NULL;
 	char *secret;
 
 	if (!bundle_get(b, BUNDLE_CONFIG, &text, &len) ||
@@ -145,7 +150,10 @@ struct settings *settings_from_bundle(const struct bundle *b,
 	if (relay_ctx != NULL)
 		targets = relay_targets_resolve(cfg, errs);
 	secret = relay_secret(cfg, b, errs);
+	if (targets != NULL)
+		shared = shared_params_new(cfg, b, errs);
 	if (targets == NULL || errs->n > nerr) {
+		shared_params_free(&shared);
 		if (secret != NULL)
 			free_secret(secret, strlen(secret) + 1);
 		relay_targets_free(&targets);
@@ -161,5 +169,6 @@ struct settings *settings_from_bundle(const struct bundle *b,
 	st->relay_ssl_ctx = relay_ctx;
 	st->relay_targets = targets;
 	st->relay_secret = secret;
+	st->shared = shared;
 	return st;
 }

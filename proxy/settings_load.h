@@ -5,7 +5,8 @@
  * config file once, checks it (every named file readable), and puts the
  * text and the files it names into two bundles: one for the network
  * process (TLS certificates and keys, [relay] ca_file and
- * auth_password_file), one for the auth workers ([ldap]
+ * auth_password_file, [policy] shared_state_password_file), one for
+ * the auth workers ([ldap]
  * bind_password_file and ca_file). Neither gets the other's secrets.
  * It then builds the network process's settings once from its bundle,
  * so that a key that does not match its certificate fails here, before

@@ -11,6 +11,7 @@
 #include "auth_throttle.h"
 #include "sasl.h"
 #include "settings.h"
+#include "shared_policy.h"
 #include "smtp_session_int.h"
 #include "xalloc.h"
 
@@ -19,6 +20,10 @@ void smtp_auth_wipe(struct smtp_session *s)
 	explicit_bzero(s->login_user, sizeof(s->login_user));
 	explicit_bzero(s->pw_hash, sizeof(s->pw_hash));
 	s->pw_hash_set = false;
+	if (s->held_cr != NULL) {
+		free_secret(s->held_cr, sizeof(*s->held_cr));
+		s->held_cr = NULL;
+	}
 }
 
 void smtp_auth_free(struct smtp_session *s)
@@ -48,30 +53,37 @@ void smtp_auth_on_delay(struct smtp_session *s)
 	session_schedule_resume(s);
 }
 
-/* Every refusal gets the same 535, after the same delay, whatever the
- * cause: the client learns nothing about which part was wrong. */
-static void auth_refuse(struct smtp_session *s, const char *reason)
+static void on_failure_counted(void *ctx, bool blocked, uint64_t delay)
 {
-	s->auth_failures++;
-	atomic_fetch_add(&stats.auth_failed, 1);
-	uint64_t delay = auth_throttle_failure(s->cfg, &s->addr,
-					       s->login_user, session_now(s),
-					       &s->blocked);
+	struct smtp_session *s = ctx;
 
-	/* fail2ban: contrib/fail2ban matches this record's client=. */
-	saudit(s, LOG_LVL_NOTICE, "auth-failure", "user", s->login_user,
-	       "reason", reason);
+	s->blocked = blocked;
 	if (s->blocked)
 		saudit(s, LOG_LVL_WARNING, "client-blocked", "user",
 		       s->login_user, "reason", "too many failed logins");
 	smtp_auth_wipe(s);
-	s->state = S_AUTH_DELAY;
 	if (delay == 0) {
 		smtp_auth_on_delay(s);
 		return;
 	}
 	sd_event_source_set_time_relative(s->delay, delay);
 	sd_event_source_set_enabled(s->delay, SD_EVENT_ONESHOT);
+}
+
+/* Every refusal gets the same 535, after the same delay, whatever the
+ * cause: the client learns nothing about which part was wrong. The
+ * failure is counted (on every node, with shared state) first. */
+static void auth_refuse(struct smtp_session *s, const char *reason)
+{
+	s->auth_failures++;
+	atomic_fetch_add(&stats.auth_failed, 1);
+	/* fail2ban: contrib/fail2ban matches this record's client=. */
+	saudit(s, LOG_LVL_NOTICE, "auth-failure", "user", s->login_user,
+	       "reason", reason);
+	s->state = S_AUTH_DELAY;
+	shared_policy_auth_failure(s->host.shared, s->st, &s->addr,
+				   s->login_user, session_now(s),
+				   &s->shared_call, on_failure_counted, s);
 }
 
 static void take_identity(struct smtp_session *s, const struct auth_reply *rep)
@@ -112,9 +124,12 @@ static void on_auth_reply(const struct auth_reply *rep, void *ctx)
 		       "login", s->login_user, "cached",
 		       strcmp(rep->reason, "cached") == 0 ? "yes" : "no");
 		if (s->pw_hash_set)
-			auth_cache_store(s->login_user, s->pw_hash, rep,
-					 session_now(s), s->cfg->cache_ttl_usec);
-		auth_throttle_success(&s->addr, s->login_user);
+			auth_cache_store_gen(s->login_user, s->pw_hash, rep,
+					     session_now(s),
+					     s->cfg->cache_ttl_usec,
+					     s->cache_gen);
+		shared_policy_auth_success(s->host.shared, s->st, &s->addr,
+					   s->login_user);
 		smtp_auth_wipe(s);
 		s->state = S_CMD;
 		session_reply(s, "235 2.7.0 Authentication successful");
@@ -139,16 +154,10 @@ static void on_auth_reply(const struct auth_reply *rep, void *ctx)
 	session_schedule_resume(s);
 }
 
-static void auth_submit(struct smtp_session *s, struct sasl_credentials *cr)
+/* The cache, else an auth worker. */
+static void auth_check_credentials(struct smtp_session *s,
+				   struct sasl_credentials *cr)
 {
-	snprintf(s->login_user, sizeof(s->login_user), "%s", cr->user);
-	if (cr->password[0] == '\0') {
-		/* Never offer an empty password to a backend (RFC 4513
-		 * §5.1.2: it would be an unauthenticated bind). */
-		explicit_bzero(cr, sizeof(*cr));
-		auth_refuse(s, "empty password");
-		return;
-	}
 	if (s->cfg->cache_ttl_usec > 0 &&
 	    auth_cache_hash(cr->user, cr->password, s->pw_hash) == 0) {
 		struct auth_reply rep;
@@ -167,6 +176,56 @@ static void auth_submit(struct smtp_session *s, struct sasl_credentials *cr)
 	s->lookup = auth_pool_lookup(s->host.auth, cr->user, cr->password,
 				     s->client_ip, on_auth_reply, s);
 	explicit_bzero(cr, sizeof(*cr));
+}
+
+static void on_auth_checked(void *ctx, enum policy_verdict v, uint64_t gen)
+{
+	struct smtp_session *s = ctx;
+	struct sasl_credentials *cr = s->held_cr;
+
+	s->held_cr = NULL;
+	s->cache_gen = gen;
+	if (v == POLICY_OK) {
+		auth_check_credentials(s, cr);
+		free_secret(cr, sizeof(*cr));
+		return;
+	}
+	free_secret(cr, sizeof(*cr));
+	smtp_auth_wipe(s);
+	s->state = S_CMD;
+	if (v == POLICY_REFUSED) {
+		/* Blocked on another node since this session began. */
+		session_refuse_blocked(s);
+		return;
+	}
+	session_refuse_unavailable(s, "454");
+	conn_set_deadline(s->conn, s->cfg->command_timeout_usec);
+	session_schedule_resume(s);
+}
+
+static void auth_submit(struct smtp_session *s, struct sasl_credentials *cr)
+{
+	snprintf(s->login_user, sizeof(s->login_user), "%s", cr->user);
+	if (cr->password[0] == '\0') {
+		/* Never offer an empty password to a backend (RFC 4513
+		 * §5.1.2: it would be an unauthenticated bind). */
+		explicit_bzero(cr, sizeof(*cr));
+		auth_refuse(s, "empty password");
+		return;
+	}
+	s->cache_gen = 0;
+	if (!shared_state_enabled(s->host.shared)) {
+		auth_check_credentials(s, cr);
+		return;
+	}
+	/* Blocked on another node? Evicted from the cache on another? */
+	s->held_cr = xmalloc(sizeof(*s->held_cr));
+	memcpy(s->held_cr, cr, sizeof(*cr));
+	explicit_bzero(cr, sizeof(*cr));
+	s->state = S_SHARED_WAIT;
+	shared_policy_auth_check(s->host.shared, s->st, &s->addr,
+				 s->login_user, session_now(s),
+				 &s->shared_call, on_auth_checked, s);
 }
 
 static void auth_syntax_error(struct smtp_session *s, enum sasl_status st)

@@ -16,6 +16,7 @@
 #include "conn_limits.h"
 #include "proxy_proto.h"
 #include "settings.h"
+#include "shared_policy.h"
 #include "smtp_session_int.h"
 #include "strbuf.h"
 #include "xalloc.h"
@@ -193,6 +194,14 @@ void session_refuse_blocked(struct smtp_session *s)
 	session_reply(s, "421 4.7.0 %s Too many authentication failures from "
 		      "your address, closing connection", s->cfg->hostname);
 	session_close(s);
+}
+
+void session_refuse_unavailable(struct smtp_session *s, const char *code)
+{
+	saudit(s, LOG_LVL_WARNING, "shared-state-unavailable", "user",
+	       s->user[0] ? s->user : NULL);
+	session_reply(s, "%s 4.7.0 Policy service unavailable, try again "
+		      "later", code);
 }
 
 /* EHLO, HELO (RFC 5321 §4.1.1.1) */
@@ -432,6 +441,7 @@ static void on_timeout(struct smtp_session *s)
 			      s->cfg->hostname);
 		relay_abort(&s->relay);
 		auth_lookup_cancel(&s->lookup);
+		shared_call_cancel(&s->shared_call);
 		smtp_auth_wipe(s);
 		session_close(s);
 		return;
@@ -485,6 +495,7 @@ static void session_destroy(struct smtp_session *s)
 	       "user", s->user[0] ? s->user : NULL, "commands", cmds,
 	       "messages", msgs, "auth_failures", fails, "duration_ms", secs);
 	auth_lookup_cancel(&s->lookup);
+	shared_call_cancel(&s->shared_call);
 	/* Never the end of data: an unfinished message is dropped. */
 	relay_abort(&s->relay);
 	smtp_tx_free(&s->tx);
@@ -510,14 +521,8 @@ static void set_client(struct smtp_session *s,
 }
 
 /* The client's first words: the greeting, or the TLS handshake. */
-static void session_begin(struct smtp_session *s)
+static void session_greet(struct smtp_session *s)
 {
-	char port[8];
-
-	snprintf(port, sizeof(port), "%u", s->client_port);
-	saudit(s, LOG_LVL_INFO, "connect", "port", port, "listener",
-	       s->mode == LISTEN_TLS ? "tls" : "starttls",
-	       "proxy", s->proxy_peer[0] ? s->proxy_peer : NULL);
 	if (s->mode == LISTEN_TLS) {
 		s->state = S_TLS_HANDSHAKE;
 		conn_start_tls(s->conn, s->st->ssl_ctx);
@@ -527,6 +532,39 @@ static void session_begin(struct smtp_session *s)
 		session_reply(s, "220 %s ESMTP authrelay", s->cfg->hostname);
 		conn_set_deadline(s->conn, s->cfg->command_timeout_usec);
 	}
+}
+
+/* An address blocked on any node is refused as server.c refuses one
+ * blocked here. Redis unavailable with shared_state_failure = closed:
+ * AUTH is refused later (454), the greeting is not. */
+static void on_admission(void *ctx, enum policy_verdict v)
+{
+	struct smtp_session *s = ctx;
+
+	if (v != POLICY_REFUSED) {
+		session_greet(s);
+		return;
+	}
+	saudit(s, LOG_LVL_NOTICE, "client-refused", "reason",
+	       "address blocked after failed logins");
+	if (s->mode == LISTEN_STARTTLS) {
+		session_refuse_blocked(s);
+		return;
+	}
+	session_close(s);
+}
+
+static void session_begin(struct smtp_session *s)
+{
+	char port[8];
+
+	snprintf(port, sizeof(port), "%u", s->client_port);
+	saudit(s, LOG_LVL_INFO, "connect", "port", port, "listener",
+	       s->mode == LISTEN_TLS ? "tls" : "starttls",
+	       "proxy", s->proxy_peer[0] ? s->proxy_peer : NULL);
+	s->state = S_SHARED_WAIT;
+	shared_policy_blocked(s->host.shared, s->st, &s->addr, session_now(s),
+			      &s->shared_call, on_admission, s);
 }
 
 /* PROXY protocol: the connection reads exactly the header, before TLS
@@ -656,6 +694,7 @@ void smtp_session_abort(struct smtp_session *s)
 		return;
 	}
 	auth_lookup_cancel(&s->lookup);
+	shared_call_cancel(&s->shared_call);
 	smtp_auth_wipe(s);
 	relay_abort(&s->relay);
 	if (s->state != S_TLS_HANDSHAKE && s->state != S_PROXY_HEADER)

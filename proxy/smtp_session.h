@@ -16,6 +16,7 @@
 
 struct auth_pool;
 struct settings;
+struct shared_state;
 struct smtp_session;
 
 /* Where a session lives: its event loop, the auth workers it asks, and
@@ -24,6 +25,7 @@ struct smtp_session;
 struct smtp_session_host {
 	sd_event *event;
 	struct auth_pool *auth;
+	struct shared_state *shared;	/* NULL: node-local limits only */
 	void (*joined)(struct smtp_session *s, void *ctx);
 	void (*gone)(struct smtp_session *s, void *ctx);
 	void *ctx;

@@ -17,6 +17,8 @@
 #include "conn.h"
 #include "log.h"
 #include "relay.h"
+#include "sasl.h"
+#include "shared_state.h"
 #include "smtp_cmd.h"
 #include "smtp_session.h"
 
@@ -43,6 +45,7 @@ enum session_state {
 	S_AUTH_PENDING,		/* request with an auth worker */
 	S_AUTH_DELAY,		/* failure_delay before the 535 */
 	S_RELAY_WAIT,		/* smarthost connecting or answering */
+	S_SHARED_WAIT,		/* a shared-state check (shared_policy.h) */
 	S_DATA,			/* message data streaming to the smarthost */
 	S_CLOSING,		/* last reply queued, closing */
 };
@@ -92,6 +95,7 @@ struct smtp_session {
 	sd_event_source *resume;	/* continue with buffered commands */
 	sd_event_source *delay;		/* failure_delay timer */
 	struct auth_lookup *lookup;
+	struct shared_call *shared_call;	/* the check being waited for */
 
 	unsigned long id;
 	char sid[24];
@@ -111,6 +115,10 @@ struct smtp_session {
 	char login_user[AUTH_USER_MAX + 1];	/* name being authenticated */
 	unsigned char pw_hash[AUTH_CACHE_HASH_LEN];	/* for the cache */
 	bool pw_hash_set;
+	/* Held while the shared cache generation is asked (at most
+	 * shared_state_timeout), wiped with the rest of smtp_auth_wipe(). */
+	struct sasl_credentials *held_cr;
+	uint64_t cache_gen;
 	char address[AUTH_ADDRESS_MAX + 1];	/* the user's, for AUTH= */
 	char **addrs;			/* all the user's, for sender_check */
 	size_t n_addrs;
@@ -154,6 +162,8 @@ uint64_t session_now(struct smtp_session *s);
 /* On a STARTTLS listener before STARTTLS. */
 bool session_tls_required(const struct smtp_session *s);
 void session_refuse_blocked(struct smtp_session *s);
+/* The answer to a check that shared_state_failure = closed refused. */
+void session_refuse_unavailable(struct smtp_session *s, const char *code);
 
 /* smtp_auth.c */
 void smtp_auth_cmd(struct smtp_session *s, const char *args);

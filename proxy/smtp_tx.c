@@ -14,6 +14,7 @@
 #include "message_tag.h"
 #include "rate_limit.h"
 #include "sender_policy.h"
+#include "shared_policy.h"
 #include "smtp_session_int.h"
 #include "xalloc.h"
 
@@ -179,6 +180,9 @@ static void on_relay_event(struct relay *r, enum relay_event ev,
 	session_schedule_resume(s);
 }
 
+static void on_mail_rated(void *ctx, enum policy_verdict v);
+static void on_rcpt_rated(void *ctx, enum policy_verdict v);
+
 /* The table (smtp_session.c) has checked TLS, EHLO, AUTH and that no
  * transaction is open. */
 void smtp_tx_mail(struct smtp_session *s, const char *args)
@@ -208,17 +212,35 @@ void smtp_tx_mail(struct smtp_session *s, const char *args)
 		session_reply_error(s, "553 5.7.1 %s", problem);
 		return;
 	}
-	if (!rate_limit_take(RATE_MESSAGES, sender_policy_rate(s->cfg, &u,
-							       false),
-			     s->user, 1, session_now(s))) {
+	s->tx = xcalloc(1, sizeof(*s->tx));
+	s->tx->mail = mail;
+	s->state = S_SHARED_WAIT;
+	shared_policy_rate_take(s->host.shared, s->st, RATE_MESSAGES,
+				sender_policy_rate(s->cfg, &u, false), s->user,
+				session_now(s), &s->shared_call, on_mail_rated,
+				s);
+}
+
+/* The message rate has room (or not): open the transaction at the
+ * smarthost. */
+static void on_mail_rated(void *ctx, enum policy_verdict v)
+{
+	struct smtp_session *s = ctx;
+
+	s->state = S_CMD;
+	session_schedule_resume(s);
+	if (v != POLICY_OK) {
+		smtp_tx_free(&s->tx);
+		if (v == POLICY_UNAVAILABLE) {
+			session_refuse_unavailable(s, "451");
+			return;
+		}
 		saudit(s, LOG_LVL_NOTICE, "rate-limit", "user", s->user,
 		       "limit", "messages");
 		session_reply(s, "450 4.7.1 Message rate limit exceeded, try "
 			      "again later");
 		return;
 	}
-	s->tx = xcalloc(1, sizeof(*s->tx));
-	s->tx->mail = mail;
 	if (s->relay == NULL) {
 		char sid[32];
 		struct relay_identity id = {
@@ -291,19 +313,37 @@ void smtp_tx_rcpt(struct smtp_session *s, const char *args)
 		session_reply(s, "452 4.5.3 Too many recipients");
 		return;
 	}
-	if (!rate_limit_take(RATE_RECIPIENTS, sender_policy_rate(s->cfg, &u,
-								 true),
-			     s->user, 1, session_now(s))) {
+	s->state = S_SHARED_WAIT;
+	shared_policy_rate_take(s->host.shared, s->st, RATE_RECIPIENTS,
+				sender_policy_rate(s->cfg, &u, true), s->user,
+				session_now(s), &s->shared_call, on_rcpt_rated,
+				s);
+}
+
+static void on_rcpt_rated(void *ctx, enum policy_verdict v)
+{
+	struct smtp_session *s = ctx;
+
+	s->state = S_CMD;
+	session_schedule_resume(s);
+	if (v == POLICY_UNAVAILABLE) {
+		session_refuse_unavailable(s, "451");
+		return;
+	}
+	if (v == POLICY_REFUSED) {
 		saudit(s, LOG_LVL_NOTICE, "rate-limit", "user", s->user,
 		       "limit", "recipients");
 		session_reply(s, "450 4.7.1 Recipient rate limit exceeded, try "
 			      "again later");
 		return;
 	}
-	tx->n_rcpt_tried++;
+	/* The smarthost may have gone while Redis was asked. */
+	if (relay_gone(s))
+		return;
+	s->tx->n_rcpt_tried++;
 	s->pending = P_RCPT;
 	s->state = S_RELAY_WAIT;
-	relay_rcpt(s->relay, &tx->rcpt);
+	relay_rcpt(s->relay, &s->tx->rcpt);
 }
 
 /* The header section has ended (data_filter.h): From: and Sender: are
