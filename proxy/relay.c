@@ -44,6 +44,12 @@ const struct relay_target *relay_cur_target(const struct relay *r)
 	return &r->st->relay_targets->t[r->target];
 }
 
+bool relay_pipelining(const struct relay *r)
+{
+	return r->conn != NULL && r->caps.pipelining &&
+	       (r->state == R_READY || r->state == R_CMD);
+}
+
 const char *relay_host(const struct relay *r)
 {
 	return r->target < r->st->relay_targets->n ? relay_cur_target(r)->name :
@@ -149,7 +155,8 @@ void relay_send_line(struct relay *r, enum relay_state next,
 	/* Whatever is already buffered came before this command was sent:
 	 * a reply nobody asked for yet, which must not be taken for this
 	 * command's (CVE-2020-8794 class). */
-	if (line_reader_pending(conn_input(r->conn)) > 0) {
+	if (r->inflight == 0 &&
+	    line_reader_pending(conn_input(r->conn)) > 0) {
 		relay_fail(r, "reply before the command");
 		return;
 	}
@@ -165,6 +172,12 @@ void relay_send_line(struct relay *r, enum relay_state next,
 	}
 	conn_write(r->conn, strbuf_str(&sb), strbuf_len(&sb));
 	explicit_bzero(buf, sizeof(buf));
+	if (next == R_CMD && r->inflight++ > 0) {
+		/* Pipelined behind commands still in flight: the reply
+		 * being read belongs to an earlier one. */
+		conn_set_deadline(r->conn, timeout);
+		return;
+	}
 	relay_sent(r, next, timeout);
 }
 
@@ -289,8 +302,24 @@ static void on_reply(struct relay *r)
 		send_ehlo(r);
 		return;
 	case R_CMD:
+		/* RFC 2920 §3.1: the replies come in the order of the
+		 * commands; DATA is the last of a group, so a 354 leaves
+		 * nothing in flight. */
+		if (--r->inflight > 0) {
+			if (code == 354) {
+				relay_fail(r, "354 before the last reply");
+				return;
+			}
+			smtp_reply_reset(&r->parse);
+			relay_report(r, RELAY_EV_REPLY, &r->reply);
+			return;
+		}
+		r->state = code == 354 ? R_DATA : R_READY;
+		conn_set_deadline(r->conn, 0);
+		relay_report(r, RELAY_EV_REPLY, &r->reply);
+		return;
 	case R_DOT:
-		r->state = (r->state == R_CMD && code == 354) ? R_DATA : R_READY;
+		r->state = R_READY;
 		conn_set_deadline(r->conn, 0);
 		relay_report(r, RELAY_EV_REPLY, &r->reply);
 		return;

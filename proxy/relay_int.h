@@ -30,7 +30,7 @@ enum relay_state {
 	R_AUTH_OAUTH_ERR,	/* the error challenge answered */
 	R_XCLIENT,
 	R_READY,
-	R_CMD,			/* a command is waiting for its reply */
+	R_CMD,			/* commands (inflight) wait for their replies */
 	R_DATA,			/* streaming the message */
 	R_DOT,			/* end of data sent */
 	R_CLOSING,		/* detached, QUIT sent */
@@ -58,6 +58,7 @@ struct relay {
 	bool authenticated;		/* our AUTH at the smarthost succeeded */
 	bool xclient_done;
 	bool data_full;
+	unsigned inflight;		/* R_CMD: commands sent, not answered */
 
 	struct smtp_reply parse;	/* the reply being read */
 	struct relay_reply reply;	/* the last whole reply */
