@@ -18,12 +18,10 @@
 
 #include "audit.h"
 #include "auth_proto.h"
-#include "base64.h"
 #include "conn.h"
 #include "log.h"
-#include "relay.h"
+#include "relay_int.h"
 #include "relay_targets.h"
-#include "relay_token.h"
 #include "settings.h"
 #include "smtp_reply.h"
 #include "strbuf.h"
@@ -38,71 +36,24 @@
 /* A smarthost that failed is skipped for this long. */
 #define RELAY_DEAD_USEC (60 * USEC_PER_SEC)
 #define RELAY_CLOSE_GRACE_USEC (5 * USEC_PER_SEC)
-#define RELAY_SECRET_MAX 1024
-
-/* The relay */
-
-enum relay_state {
-	R_CONNECTING,
-	R_HANDSHAKE,		/* implicit TLS, or after STARTTLS */
-	R_GREETING,
-	R_EHLO,
-	R_STARTTLS,
-	R_AUTH,			/* AUTH PLAIN sent, or LOGIN password sent */
-	R_AUTH_LOGIN_USER,	/* AUTH LOGIN sent */
-	R_AUTH_LOGIN_PASS,	/* user name sent */
-	R_AUTH_OAUTH,		/* AUTH XOAUTH2 / OAUTHBEARER sent */
-	R_AUTH_OAUTH_ERR,	/* the error challenge answered */
-	R_XCLIENT,
-	R_READY,
-	R_CMD,			/* a command is waiting for its reply */
-	R_DATA,			/* streaming the message */
-	R_DOT,			/* end of data sent */
-	R_CLOSING,		/* detached, QUIT sent */
-	R_DEAD,
-};
-
-struct relay {
-	sd_event *event;
-	struct settings *st;
-	const struct config *cfg;
-	relay_callback *cb;		/* NULL once detached */
-	void *ctx;
-	char *login, *address, *client_ip, *session_id;
-
-	size_t target;			/* index into the targets */
-	int pass;			/* 0: live targets, 1: the others */
-	uint64_t tried;			/* targets tried, a bit each */
-	size_t addr;			/* address of the current target */
-	int fd;
-	sd_event_source *connect_io, *connect_timer, *kick;
-	struct conn *conn;
-	enum relay_state state;
-	bool setting_up;		/* before READY: failures try the next */
-	struct smtp_ehlo_caps caps;
-	bool authenticated;		/* our AUTH at the smarthost succeeded */
-	bool xclient_done;
-	bool data_full;
-
-	struct smtp_reply parse;	/* the reply being read */
-	struct relay_reply reply;	/* the last whole reply */
-	char fail_reason[RELAY_TEXT_MAX + 1];
-	const char *fail_enh;		/* NULL: 4.4.1 */
-	char oauth_error[120];		/* the error challenge, for the log */
-};
 
 static void relay_try_next(struct relay *r);
 static void relay_connect(struct relay *r);
-static void after_ehlo(struct relay *r);
 
-static const struct relay_target *cur_target(const struct relay *r)
+const struct relay_target *relay_cur_target(const struct relay *r)
 {
 	return &r->st->relay_targets->t[r->target];
 }
 
+bool relay_pipelining(const struct relay *r)
+{
+	return r->conn != NULL && r->caps.pipelining &&
+	       (r->state == R_READY || r->state == R_CMD);
+}
+
 const char *relay_host(const struct relay *r)
 {
-	return r->target < r->st->relay_targets->n ? cur_target(r)->name :
+	return r->target < r->st->relay_targets->n ? relay_cur_target(r)->name :
 	       "(none)";
 }
 
@@ -179,9 +130,7 @@ static void relay_failed(struct relay *r)
  * is queued), then try the next smarthost if still setting up, or report
  * the failure. Safe from within a conn callback: the rest happens on
  * CONN_EV_CLOSED. */
-static void relay_fail(struct relay *r, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static void relay_fail(struct relay *r, const char *fmt, ...)
+void relay_fail(struct relay *r, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -205,18 +154,15 @@ static void relay_fail(struct relay *r, const char *fmt, ...)
 	relay_failed(r);
 }
 
-static void sent(struct relay *r, enum relay_state next, uint64_t timeout)
+void relay_sent(struct relay *r, enum relay_state next, uint64_t timeout)
 {
 	r->state = next;
 	smtp_reply_reset(&r->parse);
 	conn_set_deadline(r->conn, timeout);
 }
 
-static void send_line(struct relay *r, enum relay_state next,
-		      uint64_t timeout, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static void send_line(struct relay *r, enum relay_state next,
-		      uint64_t timeout, const char *fmt, ...)
+void relay_send_line(struct relay *r, enum relay_state next,
+		     uint64_t timeout, const char *fmt, ...)
 {
 	char buf[2048];
 	struct strbuf sb;
@@ -225,7 +171,8 @@ static void send_line(struct relay *r, enum relay_state next,
 	/* Whatever is already buffered came before this command was sent:
 	 * a reply nobody asked for yet, which must not be taken for this
 	 * command's (CVE-2020-8794 class). */
-	if (line_reader_pending(conn_input(r->conn)) > 0) {
+	if (r->inflight == 0 &&
+	    line_reader_pending(conn_input(r->conn)) > 0) {
 		relay_fail(r, "reply before the command");
 		return;
 	}
@@ -241,238 +188,13 @@ static void send_line(struct relay *r, enum relay_state next,
 	}
 	conn_write(r->conn, strbuf_str(&sb), strbuf_len(&sb));
 	explicit_bzero(buf, sizeof(buf));
-	sent(r, next, timeout);
-}
-
-/* Credentials */
-
-/* The relay credential, read by the privileged side at start and at
- * reload (settings.relay_secret): this process never opens the file. */
-static int read_secret(const struct relay *r, char *buf, size_t size)
-{
-	const char *secret = r->st->relay_secret;
-
-	if (secret == NULL || secret[0] == '\0' || strlen(secret) >= size)
-		return -1;
-	snprintf(buf, size, "%s", secret);
-	return 0;
-}
-
-static void send_auth_plain(struct relay *r)
-{
-	char secret[RELAY_SECRET_MAX + 1];
-	unsigned char raw[AUTH_USER_MAX + RELAY_SECRET_MAX + 2];
-	char b64[BASE64_ENCODED_LEN(sizeof(raw)) + 1];
-	size_t ulen = strlen(r->cfg->relay_auth_user), plen;
-
-	if (read_secret(r, secret, sizeof(secret)) < 0 || ulen > AUTH_USER_MAX) {
-		relay_fail(r, "cannot read [relay] auth_password_file");
+	if (next == R_CMD && r->inflight++ > 0) {
+		/* Pipelined behind commands still in flight: the reply
+		 * being read belongs to an earlier one. */
+		conn_set_deadline(r->conn, timeout);
 		return;
 	}
-	plen = strlen(secret);
-	/* RFC 4616: authzid (empty) NUL authcid NUL passwd */
-	raw[0] = '\0';
-	memcpy(raw + 1, r->cfg->relay_auth_user, ulen);
-	raw[1 + ulen] = '\0';
-	memcpy(raw + 2 + ulen, secret, plen);
-	base64_encode(raw, 2 + ulen + plen, b64);
-	send_line(r, R_AUTH, r->cfg->command_timeout_usec, "AUTH PLAIN %s", b64);
-	explicit_bzero(secret, sizeof(secret));
-	explicit_bzero(raw, sizeof(raw));
-	explicit_bzero(b64, sizeof(b64));
-}
-
-static void send_login_secret(struct relay *r, bool password)
-{
-	char secret[RELAY_SECRET_MAX + 1];
-	char b64[BASE64_ENCODED_LEN(RELAY_SECRET_MAX) + 1];
-
-	if (password) {
-		if (read_secret(r, secret, sizeof(secret)) < 0) {
-			relay_fail(r, "cannot read [relay] auth_password_file");
-			return;
-		}
-	} else {
-		snprintf(secret, sizeof(secret), "%s", r->cfg->relay_auth_user);
-	}
-	base64_encode((const unsigned char *)secret, strlen(secret), b64);
-	send_line(r, password ? R_AUTH : R_AUTH_LOGIN_PASS,
-		  r->cfg->command_timeout_usec, "%s", b64);
-	explicit_bzero(secret, sizeof(secret));
-	explicit_bzero(b64, sizeof(b64));
-}
-
-/* OAuth2 (the token comes from the supervisor through relay_token) */
-
-static const char *oauth_mailbox(const struct relay *r)
-{
-	return r->cfg->relay_auth_sender ? r->address : r->cfg->relay_auth_user;
-}
-
-/* Our credential cannot be used or was refused: no other smarthost
- * would take it either. The client gets 451 4.7.0 and keeps the
- * message. */
-static void relay_fail_auth(struct relay *r, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static void relay_fail_auth(struct relay *r, const char *fmt, ...)
-{
-	char reason[RELAY_TEXT_MAX + 1];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(reason, sizeof(reason), fmt, ap);
-	va_end(ap);
-	r->fail_enh = "4.7.0";
-	r->setting_up = false;
-	relay_fail(r, "%s", reason);
-}
-
-/* RFC 5801 §4 saslname: ',' and '=' escaped in the gs2 header. */
-static size_t saslname(char *out, const char *in)
-{
-	size_t o = 0;
-
-	for (; *in != '\0'; in++) {
-		if (*in == ',' || *in == '=') {
-			memcpy(out + o, *in == ',' ? "=2C" : "=3D", 3);
-			o += 3;
-		} else {
-			out[o++] = *in;
-		}
-	}
-	return o;
-}
-
-static void send_auth_oauth(struct relay *r)
-{
-	bool bearer = r->cfg->relay_auth_mech == RELAY_AUTH_OAUTHBEARER;
-	const char *mailbox = oauth_mailbox(r);
-	const char *mech = bearer ? "OAUTHBEARER" : "XOAUTH2";
-	const struct relay_target *t = cur_target(r);
-	char *token, *raw, *b64;
-	size_t n = 0, tlen, rawmax;
-
-	if (!(bearer ? r->caps.auth_oauthbearer : r->caps.auth_xoauth2)) {
-		relay_fail(r, "AUTH %s not offered", mech);
-		return;
-	}
-	if (mailbox == NULL || strlen(mailbox) > AUTH_USER_MAX) {
-		relay_fail_auth(r, "no address of the user to authenticate "
-				"upstream as (auth_user = @sender)");
-		return;
-	}
-	token = xmalloc(RELAY_TOKEN_MAX + 1);
-	if (relay_token_lookup(mailbox, token, RELAY_TOKEN_MAX + 1) < 0) {
-		free(token);
-		relay_fail_auth(r, "no OAuth2 access token for %s yet (one "
-				"is being fetched; see authrelay-token's log)",
-				mailbox);
-		return;
-	}
-	tlen = strlen(token);
-	rawmax = 3 * AUTH_USER_MAX + strlen(t->host) + strlen(t->port) +
-		 tlen + 64;
-	raw = xmalloc(rawmax);
-	if (bearer) {
-		/* RFC 7628 §3.1: gs2-header, then key=value pairs each
-		 * ended by ^A, and a final ^A. */
-		memcpy(raw, "n,a=", 4);
-		n = 4 + saslname(raw + 4, mailbox);
-		n += (size_t)snprintf(raw + n, rawmax - n,
-				      ",\x01host=%s\x01port=%s\x01"
-				      "auth=Bearer %s\x01\x01", t->host,
-				      t->port, token);
-	} else {
-		/* Google's and Microsoft's XOAUTH2: "user=" U ^A
-		 * "auth=Bearer " T ^A ^A. */
-		n = (size_t)snprintf(raw, rawmax, "user=%s\x01"
-				     "auth=Bearer %s\x01\x01", mailbox, token);
-	}
-	free_secret(token, RELAY_TOKEN_MAX + 1);
-	b64 = xmalloc(BASE64_ENCODED_LEN(n) + 1);
-	base64_encode((const unsigned char *)raw, n, b64);
-	free_secret(raw, rawmax);
-	if (line_reader_pending(conn_input(r->conn)) > 0) {
-		free_secret(b64, BASE64_ENCODED_LEN(n) + 1);
-		relay_fail(r, "reply before the command");
-		return;
-	}
-	/* RFC 4954 §4: the initial response on the AUTH line (at most
-	 * 12288 octets, which a RELAY_TOKEN_MAX token fits). */
-	conn_write(r->conn, "AUTH ", 5);
-	conn_write(r->conn, mech, strlen(mech));
-	conn_write(r->conn, " ", 1);
-	conn_write(r->conn, b64, strlen(b64));
-	conn_write(r->conn, "\r\n", 2);
-	free_secret(b64, BASE64_ENCODED_LEN(n) + 1);
-	r->oauth_error[0] = '\0';
-	sent(r, R_AUTH_OAUTH, r->cfg->command_timeout_usec);
-}
-
-/* A 334 to our token is the error challenge: base64 of a JSON status
- * (Google: {"status":"401","schemes":"Bearer","scope":...}; RFC 7628
- * §3.2.2). Keep its printable part for the log, then finish the
- * exchange: XOAUTH2 with an empty line, OAUTHBEARER with ^A (RFC 7628
- * §3.2.3); the server then answers 535. */
-static void oauth_challenge(struct relay *r)
-{
-	unsigned char dec[BASE64_DECODED_MAX(RELAY_TEXT_MAX) + 1];
-	const char *text = r->reply.text;
-	long len = base64_decode(text, strlen(text), dec, sizeof(dec) - 1);
-	size_t o = 0;
-
-	for (long i = 0; i < len && o + 1 < sizeof(r->oauth_error); i++)
-		if (dec[i] >= ' ' && dec[i] <= '~')
-			r->oauth_error[o++] = (char)dec[i];
-	r->oauth_error[o] = '\0';
-	send_line(r, R_AUTH_OAUTH_ERR, r->cfg->command_timeout_usec, "%s",
-		  r->cfg->relay_auth_mech == RELAY_AUTH_OAUTHBEARER ? "AQ==" : "");
-}
-
-static void oauth_reply(struct relay *r)
-{
-	const char *mailbox = oauth_mailbox(r);
-	int code = r->reply.code;
-
-	if (code == 235 && r->state == R_AUTH_OAUTH) {
-		r->authenticated = true;
-		after_ehlo(r);
-		return;
-	}
-	if (code == 334 && r->state == R_AUTH_OAUTH) {
-		oauth_challenge(r);
-		return;
-	}
-	if (code >= 500 && code < 600) {
-		/* Revoked, expired early, or the wrong mailbox: fetch anew
-		 * (once; the supervisor runs authrelay-token). */
-		relay_token_invalidate(mailbox);
-		relay_fail_auth(r, "the smarthost refused the OAuth2 token for "
-				"%s: %d %s%s%s; a new token is requested",
-				mailbox, code, r->reply.text,
-				r->oauth_error[0] ? " " : "", r->oauth_error);
-		return;
-	}
-	relay_fail_auth(r, "AUTH with the OAuth2 token for %s failed: %d %s",
-			mailbox, code, r->reply.text);
-}
-
-static void send_auth(struct relay *r)
-{
-	enum relay_auth_mech m = r->cfg->relay_auth_mech;
-
-	if (m == RELAY_AUTH_XOAUTH2 || m == RELAY_AUTH_OAUTHBEARER)
-		send_auth_oauth(r);
-	else if (m != RELAY_AUTH_LOGIN && r->caps.auth_plain)
-		send_auth_plain(r);
-	else if (m != RELAY_AUTH_PLAIN && r->caps.auth_login)
-		send_line(r, R_AUTH_LOGIN_USER, r->cfg->command_timeout_usec,
-			  "AUTH LOGIN");
-	else if (m == RELAY_AUTH_AUTO)
-		relay_fail(r, "no AUTH PLAIN or LOGIN offered");
-	else
-		relay_fail(r, "AUTH %s not offered",
-			   m == RELAY_AUTH_PLAIN ? "PLAIN" : "LOGIN");
+	relay_sent(r, next, timeout);
 }
 
 /* xtext (RFC 3461 §4): '+', '=', controls and non-ASCII as "+XX". */
@@ -488,7 +210,7 @@ static void xtext(struct strbuf *sb, const char *in)
 
 /* Session set-up */
 
-static void after_ehlo(struct relay *r)
+void relay_after_ehlo(struct relay *r)
 {
 	const struct config *cfg = r->cfg;
 
@@ -498,12 +220,12 @@ static void after_ehlo(struct relay *r)
 			relay_fail(r, "STARTTLS not offered");
 			return;
 		}
-		send_line(r, R_STARTTLS, cfg->command_timeout_usec, "STARTTLS");
+		relay_send_line(r, R_STARTTLS, cfg->command_timeout_usec, "STARTTLS");
 		return;
 	}
 	if ((cfg->relay_auth_user != NULL || cfg->relay_auth_sender) &&
 	    !r->authenticated) {
-		send_auth(r);
+		relay_auth_start(r);
 		return;
 	}
 	if (cfg->xclient && r->caps.xclient && !r->xclient_done) {
@@ -520,14 +242,14 @@ static void after_ehlo(struct relay *r)
 		xtext(&sb, r->client_ip);
 		strbuf_add(&sb, " NAME=[UNAVAILABLE]");
 		r->xclient_done = true;
-		send_line(r, R_XCLIENT, cfg->command_timeout_usec, "%s",
+		relay_send_line(r, R_XCLIENT, cfg->command_timeout_usec, "%s",
 			  strbuf_str(&sb));
 		return;
 	}
 	r->state = R_READY;
 	r->setting_up = false;
 	conn_set_deadline(r->conn, 0);
-	relay_target_set_dead(cur_target(r)->name, 0);
+	relay_target_set_dead(relay_cur_target(r)->name, 0);
 	log_info("session=%s smarthost %s ready%s%s", r->session_id,
 		 relay_host(r), conn_is_tls(r->conn) ? ", TLS" : "",
 		 r->authenticated ? ", authenticated" : "");
@@ -537,7 +259,7 @@ static void after_ehlo(struct relay *r)
 static void send_ehlo(struct relay *r)
 {
 	memset(&r->caps, 0, sizeof(r->caps));
-	send_line(r, R_EHLO, r->cfg->command_timeout_usec, "EHLO %s",
+	relay_send_line(r, R_EHLO, r->cfg->command_timeout_usec, "EHLO %s",
 		  r->cfg->hostname);
 }
 
@@ -560,7 +282,7 @@ static void on_reply(struct relay *r)
 			relay_fail(r, "EHLO refused: %d %s", code, r->reply.text);
 			return;
 		}
-		after_ehlo(r);
+		relay_after_ehlo(r);
 		return;
 	case R_STARTTLS:
 		if (code != 220) {
@@ -570,30 +292,15 @@ static void on_reply(struct relay *r)
 		}
 		r->state = R_HANDSHAKE;
 		conn_start_tls_client(r->conn, r->st->relay_ssl_ctx,
-				      cur_target(r)->host, cfg->relay_tls_verify);
+				      relay_cur_target(r)->host, cfg->relay_tls_verify);
 		conn_set_deadline(r->conn, cfg->relay_connect_timeout_usec);
 		return;
+	case R_AUTH:
 	case R_AUTH_LOGIN_USER:
 	case R_AUTH_LOGIN_PASS:
-		if (code != 334) {
-			relay_fail(r, "AUTH LOGIN refused: %d %s", code,
-				   r->reply.text);
-			return;
-		}
-		send_login_secret(r, r->state == R_AUTH_LOGIN_PASS);
-		return;
 	case R_AUTH_OAUTH:
 	case R_AUTH_OAUTH_ERR:
-		oauth_reply(r);
-		return;
-	case R_AUTH:
-		if (code != 235) {
-			relay_fail(r, "our credential was refused: %d %s", code,
-				   r->reply.text);
-			return;
-		}
-		r->authenticated = true;
-		after_ehlo(r);
+		relay_auth_reply(r);
 		return;
 	case R_XCLIENT:
 		if (code != 220) {
@@ -601,7 +308,7 @@ static void on_reply(struct relay *r)
 			log_warn("session=%s smarthost %s refused XCLIENT: %d %s",
 				 r->session_id, relay_host(r), code,
 				 r->reply.text);
-			after_ehlo(r);
+			relay_after_ehlo(r);
 			return;
 		}
 		/* XCLIENT restarts the session: greet again. Our AUTH is
@@ -611,8 +318,24 @@ static void on_reply(struct relay *r)
 		send_ehlo(r);
 		return;
 	case R_CMD:
+		/* RFC 2920 §3.1: the replies come in the order of the
+		 * commands; DATA is the last of a group, so a 354 leaves
+		 * nothing in flight. */
+		if (--r->inflight > 0) {
+			if (code == 354) {
+				relay_fail(r, "354 before the last reply");
+				return;
+			}
+			smtp_reply_reset(&r->parse);
+			relay_report(r, RELAY_EV_REPLY, &r->reply);
+			return;
+		}
+		r->state = code == 354 ? R_DATA : R_READY;
+		conn_set_deadline(r->conn, 0);
+		relay_report(r, RELAY_EV_REPLY, &r->reply);
+		return;
 	case R_DOT:
-		r->state = (r->state == R_CMD && code == 354) ? R_DATA : R_READY;
+		r->state = R_READY;
 		conn_set_deadline(r->conn, 0);
 		relay_report(r, RELAY_EV_REPLY, &r->reply);
 		return;
@@ -785,7 +508,7 @@ static void connected(struct relay *r)
 	if (r->cfg->relay_tls == RELAY_TLS_TLS) {
 		r->state = R_HANDSHAKE;
 		conn_start_tls_client(r->conn, r->st->relay_ssl_ctx,
-				      cur_target(r)->host,
+				      relay_cur_target(r)->host,
 				      r->cfg->relay_tls_verify);
 		conn_set_deadline(r->conn, r->cfg->relay_connect_timeout_usec);
 	} else {
@@ -914,7 +637,7 @@ static void relay_try_next(struct relay *r)
 	uint64_t now = 0;
 
 	sd_event_now(r->event, CLOCK_MONOTONIC, &now);
-	relay_target_set_dead(cur_target(r)->name, now + RELAY_DEAD_USEC);
+	relay_target_set_dead(relay_cur_target(r)->name, now + RELAY_DEAD_USEC);
 	conn_free(&r->conn);
 	connect_cleanup(r);
 	r->target++;
@@ -1033,7 +756,7 @@ int relay_mail(struct relay *r, const struct smtp_mail_args *m,
 			strbuf_add(&sb, " AUTH=<>");
 		}
 	}
-	send_line(r, R_CMD, r->cfg->command_timeout_usec, "MAIL FROM:<%s>%s",
+	relay_send_line(r, R_CMD, r->cfg->command_timeout_usec, "MAIL FROM:<%s>%s",
 		  m->path, params);
 	return 0;
 }
@@ -1048,19 +771,19 @@ void relay_rcpt(struct relay *r, const struct smtp_rcpt_args *rc)
 		strbuf_printf(&sb, " NOTIFY=%s", rc->notify);
 	if (r->caps.dsn && rc->orcpt[0] != '\0')
 		strbuf_printf(&sb, " ORCPT=%s", rc->orcpt);
-	send_line(r, R_CMD, r->cfg->command_timeout_usec, "RCPT TO:<%s>%s",
+	relay_send_line(r, R_CMD, r->cfg->command_timeout_usec, "RCPT TO:<%s>%s",
 		  rc->path, params);
 }
 
 void relay_rset(struct relay *r)
 {
-	send_line(r, R_CMD, r->cfg->command_timeout_usec, "RSET");
+	relay_send_line(r, R_CMD, r->cfg->command_timeout_usec, "RSET");
 }
 
 void relay_data(struct relay *r)
 {
 	r->data_full = false;
-	send_line(r, R_CMD, r->cfg->command_timeout_usec, "DATA");
+	relay_send_line(r, R_CMD, r->cfg->command_timeout_usec, "DATA");
 }
 
 void relay_data_write(struct relay *r, const char *buf, size_t len)
@@ -1080,5 +803,5 @@ bool relay_data_full(const struct relay *r)
 void relay_data_end(struct relay *r)
 {
 	/* RFC 5321 §4.1.1.4: the one and only end of data. */
-	send_line(r, R_DOT, r->cfg->data_timeout_usec, ".");
+	relay_send_line(r, R_DOT, r->cfg->data_timeout_usec, ".");
 }

@@ -5,7 +5,8 @@
  * verification when configured (a failure is a failure, never a
  * plaintext fallback), AUTH PLAIN or LOGIN with the proxy's own
  * credential, and XCLIENT when configured and offered. Commands upstream
- * are rebuilt from parsed fields, one at a time; every reply is parsed
+ * are rebuilt from parsed fields, pipelined when the smarthost offers
+ * PIPELINING and the client pipelines; every reply is parsed
  * with hard limits (RFC 5321 §4.5.3.1.5: 512 octets a line; at most
  * RELAY_REPLY_LINES lines) and anything malformed fails the relay. */
 #ifndef AUTHRELAY_RELAY_H
@@ -66,8 +67,12 @@ void relay_abort(struct relay **r);
  * again. */
 void relay_close(struct relay **r);
 
-/* One command at a time; each gets RELAY_EV_REPLY (or FAILED). A 4xx/5xx
- * reply is not a failure of the relay. */
+/* Each command gets RELAY_EV_REPLY (or FAILED), in the order sent. A
+ * 4xx/5xx reply is not a failure of the relay. One at a time, unless
+ * relay_pipelining(): then MAIL, RCPTs and a last DATA may follow one
+ * another before their replies (RFC 2920), and what is written in one
+ * turn of the loop goes out in one write. */
+bool relay_pipelining(const struct relay *r);
 /* Returns 0, or -1 with *rep set when the command cannot be sent as asked
  * (e.g. SMTPUTF8 to a smarthost without it): then no command is sent. */
 int relay_mail(struct relay *r, const struct smtp_mail_args *mail,

@@ -115,6 +115,8 @@ void smtp_ehlo_keyword(const char *text, struct smtp_ehlo_caps *caps)
 		caps->starttls = true;
 	else if (strcasecmp(word, "XCLIENT") == 0)
 		caps->xclient = true;
+	else if (strcasecmp(word, "PIPELINING") == 0)
+		caps->pipelining = true;
 	else if (strcasecmp(word, "AUTH") == 0) {
 		for (const char *p = text + n; *p != '\0';) {
 			size_t m;

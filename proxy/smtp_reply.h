@@ -43,7 +43,7 @@ enum smtp_reply_status smtp_reply_line(struct smtp_reply *rep,
 
 /* What an EHLO reply offers, as far as the relay cares. */
 struct smtp_ehlo_caps {
-	bool size, eightbitmime, dsn, smtputf8, starttls, xclient;
+	bool size, eightbitmime, dsn, smtputf8, starttls, xclient, pipelining;
 	bool auth_plain, auth_login, auth_xoauth2, auth_oauthbearer;
 };
 

@@ -133,7 +133,8 @@ static void reply_v(struct smtp_session *s, const char *fmt, va_list ap)
 	session_audit_reply(s, buf, strbuf_len(&sb));
 	/* a cut reply still ends its line */
 	memcpy(buf + strbuf_len(&sb), "\r\n", 2);
-	conn_write(s->conn, buf, strbuf_len(&sb) + 2);
+	if (!smtp_pipe_hold(s, buf, strbuf_len(&sb) + 2))
+		conn_write(s->conn, buf, strbuf_len(&sb) + 2);
 }
 
 void session_reply(struct smtp_session *s, const char *fmt, ...)
@@ -306,8 +307,10 @@ static struct smtp_gate_state gate_state(const struct smtp_session *s)
 			      s->host.assume_tls,
 		.helo = s->helo != HELO_NONE,
 		.authenticated = s->authenticated,
-		.in_tx = s->tx != NULL && s->tx->open,
-		.n_rcpt = s->tx != NULL ? s->tx->n_rcpt : 0,
+		/* with a pipelined MAIL and RCPTs (RFC 2920) still in
+		 * flight, the smarthost's replies to them decide */
+		.in_tx = s->tx != NULL && (s->tx->open || s->pending != P_NONE),
+		.n_rcpt = s->tx != NULL ? TX_RCPTS(s->tx) : 0,
 		.n_rcpt_tried = s->tx != NULL ? s->tx->n_rcpt_tried : 0,
 	};
 }
@@ -365,7 +368,9 @@ static void session_process(struct smtp_session *s)
 			smtp_tx_data_process(s);
 			return;
 		}
-		if (!state_reads_lines(s->state))
+		s->pipe_reading = s->state == S_RELAY_WAIT &&
+				  smtp_pipe_can_read(s);
+		if (!state_reads_lines(s->state) && !s->pipe_reading)
 			return;
 		/* The last command is answered in full. */
 		if (s->state == S_CMD)
@@ -385,17 +390,18 @@ static void session_process(struct smtp_session *s)
 			return;
 		}
 		if (ls == LINE_TOO_LONG) {
-			if (s->state != S_CMD) {
+			if (s->state != S_CMD && !s->pipe_reading) {
 				smtp_auth_line_too_long(s);
 			} else {
 				session_audit_command_is(s, "(line too long)");
 				session_reply_error(s, "500 5.5.2 Line too long");
 			}
-		} else if (s->state == S_CMD) {
+		} else if (s->state == S_CMD || s->pipe_reading) {
 			handle_command(s, line, len);
 		} else {
 			smtp_auth_response(s, line, len);
 		}
+		s->pipe_reading = false;
 		/* The line may have carried a password. */
 		if (ls == LINE_OK)
 			explicit_bzero(line, len);
@@ -499,6 +505,7 @@ static void session_destroy(struct smtp_session *s)
 	/* Never the end of data: an unfinished message is dropped. */
 	relay_abort(&s->relay);
 	smtp_tx_free(&s->tx);
+	smtp_pipe_free(s);
 	smtp_auth_free(s);
 	sd_event_source_disable_unref(s->resume);
 	sd_event_source_disable_unref(s->delay);

@@ -72,6 +72,7 @@ struct smtp_tx {
 	char first_rcpt[SMTP_PATH_MAX + 1];
 	unsigned n_rcpt;		/* accepted by the smarthost */
 	unsigned n_rcpt_tried;
+	unsigned n_rcpt_answered;	/* tried - answered: in flight */
 	/* DATA: the filter (NUL check, header scan, sender check) */
 	struct data_filter *df;
 	bool relay_lost;		/* smarthost gone during DATA: 451 */
@@ -96,6 +97,7 @@ struct smtp_session {
 	sd_event_source *delay;		/* failure_delay timer */
 	struct auth_lookup *lookup;
 	struct shared_call *shared_call;	/* the check being waited for */
+	enum session_state shared_resume;	/* the state after it */
 
 	unsigned long id;
 	char sid[24];
@@ -127,7 +129,9 @@ struct smtp_session {
 
 	struct smtp_tx *tx;		/* NULL between transactions */
 	struct relay *relay;
-	enum relay_pending pending;
+	enum relay_pending pending;	/* the oldest command upstream */
+	struct smtp_pipe *pipe;		/* what follows it (smtp_pipeline.c) */
+	bool pipe_reading;		/* a command read behind pending */
 	unsigned long n_messages;
 
 	/* The command the replies being sent answer, as the audit
@@ -164,6 +168,25 @@ bool session_tls_required(const struct smtp_session *s);
 void session_refuse_blocked(struct smtp_session *s);
 /* The answer to a check that shared_state_failure = closed refused. */
 void session_refuse_unavailable(struct smtp_session *s, const char *code);
+
+/* Recipients accepted, or still waiting for their smarthost reply. */
+#define TX_RCPTS(tx) ((tx)->n_rcpt + (tx)->n_rcpt_tried - (tx)->n_rcpt_answered)
+
+/* smtp_pipeline.c */
+/* A command went upstream: it waits for its reply, after those before. */
+void smtp_pipe_expect(struct smtp_session *s, enum relay_pending p);
+/* While a command read behind s->pending is handled: hold its reply of
+ * ours (true) until the replies before it are out. */
+bool smtp_pipe_hold(struct smtp_session *s, const char *reply, size_t len);
+/* In S_RELAY_WAIT: the next buffered command may go upstream now. */
+bool smtp_pipe_can_read(struct smtp_session *s);
+/* After the reply to s->pending: write held replies, make the next
+ * upstream command s->pending. */
+void smtp_pipe_advance(struct smtp_session *s);
+/* The smarthost is gone: write what is held, and reply for each command
+ * still upstream; returns how many those were. */
+unsigned smtp_pipe_fail(struct smtp_session *s, const char *reply);
+void smtp_pipe_free(struct smtp_session *s);
 
 /* smtp_auth.c */
 void smtp_auth_cmd(struct smtp_session *s, const char *args);

@@ -1,5 +1,5 @@
 /* The mail transaction (RFC 5321 §3.3, RFC 6409): MAIL, RCPT, DATA and
- * RSET relayed one at a time to the smarthost, and the message data
+ * RSET relayed to the smarthost (pipelined: smtp_pipeline.c), and the message data
  * through the filter (data_filter.h): the NUL check, the header scan
  * and the header sender check all happen there, so a refused message
  * sends the smarthost no octet of data. */
@@ -80,6 +80,8 @@ static void end_of_data(struct smtp_session *s, const struct relay_reply *rep)
 	smtp_tx_free(&s->tx);
 }
 
+static void data_begin(struct smtp_session *s);
+
 static void on_relay_reply(struct smtp_session *s, enum relay_pending p,
 			   const struct relay_reply *rep)
 {
@@ -94,7 +96,9 @@ static void on_relay_reply(struct smtp_session *s, enum relay_pending p,
 		reply_relayed(s, rep);
 		break;
 	case P_RCPT:
-		if (rep->code / 100 == 2) {
+		if (tx != NULL)
+			tx->n_rcpt_answered++;
+		if (tx != NULL && rep->code / 100 == 2) {
 			if (tx->n_rcpt == 0)
 				snprintf(tx->first_rcpt, sizeof(tx->first_rcpt),
 					 "%s", tx->rcpt.path);
@@ -104,13 +108,10 @@ static void on_relay_reply(struct smtp_session *s, enum relay_pending p,
 		break;
 	case P_DATA:
 		if (rep->code != 354) {
-			/* No data phase; another DATA sets it up anew. */
-			data_filter_free(&tx->df);
 			reply_relayed(s, rep);
 			break;
 		}
-		s->state = S_DATA;
-		session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+		data_begin(s);
 		break;
 	case P_DOT:
 		end_of_data(s, rep);
@@ -134,6 +135,8 @@ static void on_relay_event(struct relay *r, enum relay_event ev,
 	case RELAY_EV_READY:
 		if (p == P_MAIL)
 			relay_send_mail(s);
+		/* RCPTs and DATA pipelined behind the MAIL may follow it */
+		session_schedule_resume(s);
 		return;
 	case RELAY_EV_DRAINED:
 		conn_set_reading(s->conn, true);
@@ -167,11 +170,14 @@ static void on_relay_event(struct relay *r, enum relay_event ev,
 		else
 			session_reply(s, "451 4.4.1 Smarthost unavailable, try "
 				      "again later");
+		smtp_pipe_fail(s, "451 4.4.1 Smarthost unavailable, try "
+			       "again later\r\n");
 		break;
 	case RELAY_EV_REPLY:
 		s->pending = P_NONE;
 		s->state = S_CMD;
 		on_relay_reply(s, p, rep);
+		smtp_pipe_advance(s);
 		break;
 	}
 	conn_set_deadline(s->conn, s->state == S_DATA ?
@@ -227,7 +233,7 @@ static void on_mail_rated(void *ctx, enum policy_verdict v)
 {
 	struct smtp_session *s = ctx;
 
-	s->state = S_CMD;
+	s->state = s->shared_resume;
 	session_schedule_resume(s);
 	if (v != POLICY_OK) {
 		smtp_tx_free(&s->tx);
@@ -307,12 +313,16 @@ void smtp_tx_rcpt(struct smtp_session *s, const char *args)
 	}
 	if (relay_gone(s))
 		return;
-	if (tx->n_rcpt >= s->cfg->max_recipients) {
+	if (TX_RCPTS(tx) >= s->cfg->max_recipients) {
 		/* RFC 5321 §4.5.3.1.10: a temporary failure, the client
 		 * sends the rest in another transaction. */
 		session_reply(s, "452 4.5.3 Too many recipients");
 		return;
 	}
+	/* Behind a RCPT still waiting for the smarthost (upstream
+	 * pipelining, smtp_pipeline.c) the state to come back to is that
+	 * wait, not S_CMD. */
+	s->shared_resume = s->state;
 	s->state = S_SHARED_WAIT;
 	shared_policy_rate_take(s->host.shared, s->st, RATE_RECIPIENTS,
 				sender_policy_rate(s->cfg, &u, true), s->user,
@@ -341,8 +351,7 @@ static void on_rcpt_rated(void *ctx, enum policy_verdict v)
 	if (relay_gone(s))
 		return;
 	s->tx->n_rcpt_tried++;
-	s->pending = P_RCPT;
-	s->state = S_RELAY_WAIT;
+	smtp_pipe_expect(s, P_RCPT);
 	relay_rcpt(s->relay, &s->tx->rcpt);
 }
 
@@ -370,14 +379,23 @@ static void data_emit(const char *buf, size_t len, void *ctx)
 		relay_data_write(s->relay, buf, len);
 }
 
-/* The table has checked TLS, AUTH, the transaction, a recipient and
- * that DATA has no arguments. */
-void smtp_tx_data(struct smtp_session *s, const char *args)
+/* The smarthost said 354: the filter and our header lines, composed
+ * now that the recipients' replies (pipelined before DATA) are in. */
+static void data_begin(struct smtp_session *s)
 {
 	struct smtp_tx *tx = s->tx;
 	char prepend[MESSAGE_TAG_MAX];
 	struct strbuf sb;
-	struct message_tag tag = {
+	struct message_tag tag;
+
+	if (tx == NULL || s->relay == NULL) {
+		/* A 354 without a transaction: not a smarthost to trust. */
+		relay_abort(&s->relay);
+		session_reply(s, "451 4.4.1 Smarthost unavailable, try again "
+			      "later");
+		return;
+	}
+	tag = (struct message_tag){
 		.hostname = s->cfg->hostname,
 		.helo = s->helo_name,
 		.client_ip = s->client_ip,
@@ -390,14 +408,11 @@ void smtp_tx_data(struct smtp_session *s, const char *args)
 		.identity_header = s->cfg->identity_header,
 		.now = time(NULL),
 	};
-
-	(void)args;
-	if (relay_gone(s))
-		return;
 	strbuf_init(&sb, prepend, sizeof(prepend));
 	if (message_tag_headers(&tag, &sb) < 0) {
 		slog(s, LOG_LVL_ERR, "our header lines do not fit in %u octets",
 		     MESSAGE_TAG_MAX);
+		relay_abort(&s->relay);
 		session_reply(s, "451 4.3.0 Local error, try again later");
 		return;
 	}
@@ -409,8 +424,18 @@ void smtp_tx_data(struct smtp_session *s, const char *args)
 		data_filter_set_check(tx->df, header_check, s);
 	tx->relay_lost = false;
 	tx->data_start = session_now(s);
-	s->pending = P_DATA;
-	s->state = S_RELAY_WAIT;
+	s->state = S_DATA;
+	session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+}
+
+/* The table has checked TLS, AUTH, the transaction, a recipient (or one
+ * in flight) and that DATA has no arguments. */
+void smtp_tx_data(struct smtp_session *s, const char *args)
+{
+	(void)args;
+	if (relay_gone(s))
+		return;
+	smtp_pipe_expect(s, P_DATA);
 	relay_data(s->relay);
 }
 

@@ -175,6 +175,7 @@ class Session:
         self.n = n
         self.peer = peer
         self.raw = bytearray()      # everything received (TLS decrypted)
+        self.reads = []             # each recv()'s octets, in order
         self.commands = []          # (line without CRLF, over TLS?)
         self.tls = False
         self.tls_version = None
@@ -212,7 +213,8 @@ class TestSmarthost:
                  auth_mechs=("PLAIN", "LOGIN"), auth_requires_tls=True,
                  xclient=False, dsn=False, reject_rcpt=None, faults=None,
                  after=None, delays=None, close_after_data_bytes=None,
-                 close_mode="fin", timeout=30.0, token_check=None):
+                 close_mode="fin", timeout=30.0, token_check=None,
+                 pipelining=True):
         self.pki = pki
         self.port = port
         self.name = name
@@ -232,6 +234,7 @@ class TestSmarthost:
         self.close_mode = close_mode
         self.timeout = timeout
         self.token_check = token_check
+        self.pipelining = pipelining
 
         self.sessions = []
         self.connections = 0
@@ -412,6 +415,7 @@ class _Conn:
         if not data:
             raise _Closed()
         self.sess.raw += data
+        self.sess.reads.append(bytes(data))
         self.buf += data
         return data
 
@@ -510,8 +514,9 @@ class _Conn:
         self.sess.ehlo_count += 1
         self.ehlo = True
         self.txn = None
-        kw = ["PIPELINING", "SIZE 104857600", "8BITMIME",
-              "ENHANCEDSTATUSCODES", "SMTPUTF8"]
+        kw = ["PIPELINING"] if srv.pipelining else []
+        kw += ["SIZE 104857600", "8BITMIME", "ENHANCEDSTATUSCODES",
+               "SMTPUTF8"]
         if srv.dsn:
             kw.append("DSN")
         if srv.starttls is not None and not self.sess.tls:

@@ -1,0 +1,157 @@
+"""Pipelining towards the smarthost (RFC 2920): when the client pipelines
+MAIL, RCPTs and DATA and the smarthost offers PIPELINING, they go upstream
+in one write; every reply still belongs to its command and reaches the
+client in the order of the commands, the smarthost's per-recipient
+replies included. Without PIPELINING at the smarthost, one command at a
+time as before, with the same replies."""
+
+import pytest
+
+from harness import check
+from smarthost import (CLOSE, SENDER, USER, message, only_message,
+                       relay_config, send_data, split_tagged)
+
+pytest_plugins = ["smarthost"]
+
+REFUSED = "nobody@example.net"
+REFUSAL = "550 5.1.1 No such user here"
+
+
+def group(rcpts):
+    return (f"MAIL FROM:<{SENDER}>\r\n" +
+            "".join(f"RCPT TO:<{r}>\r\n" for r in rcpts) + "DATA\r\n")
+
+
+def reads_with_commands(sess):
+    """The smarthost's reads that carried commands after the set-up, as
+    lists of command verbs (the message itself excluded)."""
+    out = []
+    for chunk in sess.reads:
+        verbs = [line.split(b" ", 1)[0].split(b":", 1)[0].upper()
+                 for line in chunk.split(b"\r\n") if line]
+        if verbs and verbs[0] in (b"MAIL", b"RCPT", b"DATA"):
+            out.append(verbs)
+    return out
+
+
+@pytest.mark.parametrize("pipelining", [True, False],
+                         ids=["smarthost-pipelines", "one-at-a-time"])
+def test_refused_recipient_in_the_middle(smarthosts, authrelay, pipelining):
+    sh = smarthosts(pipelining=pipelining, reject_rcpt={REFUSED: REFUSAL})
+    d = authrelay(config=relay_config(sh))
+    c = d.authed(USER)
+    rcpts = ["bob@example.net", REFUSED, "carol@example.net"]
+    # the first message opens the relay connection; the second is the
+    # one whose commands can all go upstream at once
+    for n in range(2):
+        c.send(group(rcpts))
+        check(c.read_reply(), 250, "2.1.0", what=f"MAIL {n}")
+        check(c.read_reply(), 250, "2.1.5", what=f"RCPT bob {n}")
+        r = c.read_reply()
+        check(r, 550, "5.1.1", what=f"RCPT refused {n}")
+        assert "No such user here" in r.first_line, \
+            f"got {r.first_line!r}, want the smarthost's own text"
+        check(c.read_reply(), 250, "2.1.5", what=f"RCPT carol {n}")
+        check(c.read_reply(), 354, what=f"DATA {n}")
+        check(send_data(c, message(b"message %d\r\n" % n)), 250, "2.0.0",
+              what=f"end of data {n}")
+    c.quit()
+    assert sh.connections == 1
+    sess = sh.sessions[0]
+    groups = reads_with_commands(sess)
+    if pipelining:
+        want = [b"MAIL"] + [b"RCPT"] * 3 + [b"DATA"]
+        assert want in groups, \
+            f"got the reads {groups}, want one with {want}"
+    else:
+        assert all(len(g) == 1 for g in groups), \
+            f"got the reads {groups}, want one command in each"
+    tx = sess.transactions
+    assert [len(t.rcpts) for t in tx] == [2, 2], \
+        f"got {[len(t.rcpts) for t in tx]} accepted recipients, want 2, 2"
+    # two recipients: no "for <...>" in our Received header
+    assert split_tagged(tx[1].data)[1] == message(b"message 1\r\n")
+
+
+def test_our_own_refusal_keeps_its_place(smarthosts, authrelay):
+    """A recipient we refuse ourselves (non-ASCII without SMTPUTF8)
+    between recipients that went upstream: its reply comes between
+    theirs, not before the MAIL's."""
+    sh = smarthosts()
+    d = authrelay(config=relay_config(sh))
+    c = d.authed(USER)
+    c.send(group(["bob@example.net"]))      # opens the relay connection
+    for code in (250, 250, 354):
+        check(c.read_reply(), code)
+    check(send_data(c, message()), 250)
+    c.send(group(["bob@example.net", "jürgen@example.net",
+                  "carol@example.net"]))
+    want = [(250, "2.1.0"), (250, "2.1.5"), (553, "5.6.7"), (250, "2.1.5"),
+            (354, None)]
+    for i, (code, enh) in enumerate(want):
+        check(c.read_reply(), code, enh, what=f"reply {i}")
+    check(send_data(c, message()), 250)
+    c.quit()
+    assert [len(t.rcpts) for t in sh.sessions[0].transactions] == [1, 2]
+
+
+def test_one_recipient_is_named_in_received(smarthosts, authrelay):
+    """The Received header's "for <rcpt>" is written once the recipients'
+    replies are in, though DATA went upstream before them."""
+    sh = smarthosts(reject_rcpt={REFUSED: REFUSAL})
+    d = authrelay(config=relay_config(sh))
+    c = d.authed(USER)
+    c.send(group([REFUSED, "bob@example.net"]))
+    for code in (250, 550, 250, 354):
+        check(c.read_reply(), code)
+    check(send_data(c, message()), 250)
+    c.quit()
+    tagged = only_message(sh).data
+    assert b"\tfor <bob@example.net>;" in tagged.split(b"\r\n\r\n")[0], \
+        f"got {tagged[:400]!r}, want the one accepted recipient named"
+
+
+def test_refused_mail_refuses_what_follows(smarthosts, authrelay):
+    sh = smarthosts(faults={"MAIL": "451 4.3.0 Try later\r\n"})
+    d = authrelay(config=relay_config(sh))
+    c = d.authed(USER)
+    for n in range(2):
+        c.send(group(["bob@example.net", "carol@example.net"]))
+        want = [(451, "4.3.0"), (503, "5.5.1"), (503, "5.5.1"),
+                (554, "5.5.1")]
+        for i, (code, enh) in enumerate(want):
+            check(c.read_reply(), code, enh, what=f"round {n} reply {i}")
+    c.expect("NOOP", 250)
+    c.quit()
+    assert sh.messages == []
+
+
+def test_smarthost_lost_in_the_middle(smarthosts, authrelay):
+    """The smarthost hangs up at the second RCPT of a pipelined group:
+    every command still waiting gets its 451, in order, and the session
+    goes on."""
+    seen = []
+
+    def second_rcpt(sess, line):
+        seen.append(line)
+        return CLOSE if len(seen) == 4 else None
+
+    sh = smarthosts(faults={"RCPT": second_rcpt})
+    d = authrelay(config=relay_config(sh))
+    c = d.authed(USER)
+    c.send(group(["bob@example.net", "carol@example.net"]))
+    for code in (250, 250, 250, 354):
+        check(c.read_reply(), code)
+    check(send_data(c, message()), 250)
+    c.send(group(["bob@example.net", "carol@example.net"]))
+    check(c.read_reply(), 250, what="MAIL")
+    check(c.read_reply(), 250, what="RCPT bob")
+    for what in ("RCPT carol", "DATA"):
+        check(c.read_reply(), 451, "4.4.1", what=what)
+    c.expect("RSET", 250)
+    c.send(group(["bob@example.net"]))
+    for code in (250, 250, 354):
+        check(c.read_reply(), code)
+    check(send_data(c, message(b"after\r\n")), 250)
+    c.quit()
+    assert len(sh.messages) == 2
