@@ -233,7 +233,7 @@ static void on_mail_rated(void *ctx, enum policy_verdict v)
 {
 	struct smtp_session *s = ctx;
 
-	s->state = s->shared_resume;
+	s->state = S_CMD;
 	session_schedule_resume(s);
 	if (v != POLICY_OK) {
 		smtp_tx_free(&s->tx);
@@ -334,7 +334,7 @@ static void on_rcpt_rated(void *ctx, enum policy_verdict v)
 {
 	struct smtp_session *s = ctx;
 
-	s->state = S_CMD;
+	s->state = s->shared_resume;
 	session_schedule_resume(s);
 	if (v == POLICY_UNAVAILABLE) {
 		session_refuse_unavailable(s, "451");
