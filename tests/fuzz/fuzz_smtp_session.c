@@ -8,7 +8,7 @@
  *   alice@example.org), "tmp" is AUTH_TEMPFAIL, anything else
  *   AUTH_PERMFAIL;
  * - a scripted smarthost on 127.0.0.1 that relay.c connects to (plain,
- *   no AUTH): MAIL from a path holding "bad" is 553, RCPT to a local part
+ *   no AUTH; 8BITMIME, SMTPUTF8, PIPELINING): MAIL from a path holding "bad" is 553, RCPT to a local part
  *   starting "no" 550, "tmp" 451, "drop" closes the connection; a
  *   message holding "REJECT" is 554 at its end, any other is accepted
  *   "250 2.0.0 Ok: queued as FZ<n>".
@@ -264,7 +264,8 @@ static bool sh_command(struct sh_conn *c, const char *l)
 {
 	if (strncasecmp(l, "EHLO ", 5) == 0) {
 		sh_send(c, "250-smarthost.fuzz\r\n250-8BITMIME\r\n"
-			"250-SIZE 10240\r\n250 PIPELINING\r\n");
+			"250-SMTPUTF8\r\n250-SIZE 10240\r\n"
+			"250 PIPELINING\r\n");
 	} else if (strncasecmp(l, "MAIL FROM:", 10) == 0) {
 		sh_send(c, strstr(l, "bad") != NULL ?
 			"553 5.1.8 Sender refused\r\n" :
