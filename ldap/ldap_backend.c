@@ -34,6 +34,7 @@
 #define WHY_MAX 256
 #define URI_HOLD_DOWN (30 * USEC_PER_SEC)	/* a failed uri goes last */
 #define WATCH_SLACK 250000	/* usec the watchdog gives libldap's own */
+#define LDAP_INIT_SLOW (USEC_PER_SEC / 2)	/* init_libldap says so */
 #define SYSTEM_CA_FILE "/etc/ssl/certs/ca-certificates.crt"
 
 /* How a step of a request ended. STALE: the connection, opened by an
@@ -1622,6 +1623,29 @@ unsigned ldap_backend_check(struct ldap_backend *lb)
 
 /* --- set-up --- */
 
+/* libldap initializes itself on its first call, and that looks up this
+ * host's own name (ldap_int_initialize: ldap_pvt_get_fqdn, for SASL,
+ * which we never use): at once from /etc/hosts, else from DNS, where a
+ * query lost on a busy machine costs the resolver's 5 s timeout (10 s
+ * when no server answers). Done here, at start, rather than inside the
+ * first request and against its deadline; and said when slow, since
+ * the remedy is the host's. */
+static void init_libldap(void)
+{
+	uint64_t t0 = now_usec(), took;
+	char host[256] = "";
+	int version = 0;
+
+	ldap_get_option(NULL, LDAP_OPT_PROTOCOL_VERSION, &version);
+	took = now_usec() - t0;
+	if (took < LDAP_INIT_SLOW)
+		return;
+	gethostname(host, sizeof(host) - 1);
+	log_warn("ldap: libldap took %llu ms to start: it looks up this "
+		 "host's name \"%s\"; list that name in /etc/hosts",
+		 (unsigned long long)(took / 1000), host);
+}
+
 struct ldap_backend *ldap_backend_new(const struct config *cfg)
 {
 	struct ldap_backend *lb = xcalloc(1, sizeof(*lb));
@@ -1642,6 +1666,7 @@ struct ldap_backend *ldap_backend_new(const struct config *cfg)
 	sa.sa_flags = 0;	/* no SA_RESTART: a blocked read must end */
 	if (sigaction(SIGALRM, &sa, NULL) < 0)
 		fatal("sigaction SIGALRM: %s", strerror(errno));
+	init_libldap();
 
 	lb->cfg = cfg;
 	lb->dn_template = cfg->ldap_user_dn_template != NULL;

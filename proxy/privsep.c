@@ -194,11 +194,11 @@ int privsep_seccomp(const char **error_r)
 			rc = seccomp_rule_add(ctx,
 					      SCMP_ACT_ERRNO(EAFNOSUPPORT),
 					      SCMP_SYS(socket), 1,
-					      SCMP_A0(SCMP_CMP_EQ, af));
+					      SCMP_A0(SCMP_CMP_EQ, af, 0));
 	if (rc == 0)
 		rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT),
 				      SCMP_SYS(socket), 1,
-				      SCMP_A0(SCMP_CMP_GT, AF_NETLINK));
+				      SCMP_A0(SCMP_CMP_GT, AF_NETLINK, 0));
 	if (rc == 0)
 		rc = seccomp_load(ctx);
 	seccomp_release(ctx);

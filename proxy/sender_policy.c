@@ -27,6 +27,23 @@ bool sender_policy_checks_header(const struct config *cfg)
 	       cfg->sender_check == SENDER_CHECK_BOTH;
 }
 
+/* "WHAT <address> is not yours". RFC 5321 §4.2.1: reply text is ASCII;
+ * an address holding anything else (an RFC 6531 mailbox, which
+ * SMTPUTF8 lets through) is not repeated in it. */
+static const char *not_yours(char *buf, size_t size, const char *what,
+			     const char *addr)
+{
+	bool ascii = true;
+
+	for (const char *p = addr; *p != '\0'; p++)
+		ascii = ascii && *p >= 0x20 && *p < 0x7f;
+	if (ascii)
+		snprintf(buf, size, "%s <%.200s> is not yours", what, addr);
+	else
+		snprintf(buf, size, "%s is not yours", what);
+	return buf;
+}
+
 const char *sender_policy_envelope(const struct config *cfg,
 				   const struct sender_user *u,
 				   const char *path, char *buf, size_t size)
@@ -38,8 +55,7 @@ const char *sender_policy_envelope(const struct config *cfg,
 		       "Null sender not permitted for submission";
 	if (owns_address(u, path))
 		return NULL;
-	snprintf(buf, size, "Sender address <%.200s> is not yours", path);
-	return buf;
+	return not_yours(buf, size, "Sender address", path);
 }
 
 const char *sender_policy_header(const struct header_scan *hs,
@@ -71,11 +87,10 @@ const char *sender_policy_header(const struct header_scan *hs,
 		if (v->field == HS_SENDER && a.n != 1)
 			return "Sender: must name one mailbox";
 		for (size_t j = 0; j < a.n; j++) {
-			if (!owns_address(u, a.addr[j])) {
-				snprintf(buf, size, "%s: address <%.200s> is "
-					 "not yours", name, a.addr[j]);
-				return buf;
-			}
+			if (!owns_address(u, a.addr[j]))
+				return not_yours(buf, size, v->field == HS_FROM ?
+						 "From: address" :
+						 "Sender: address", a.addr[j]);
 		}
 	}
 	/* RFC 5322 §3.6: exactly one From:. Two would let a mail reader

