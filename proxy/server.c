@@ -15,6 +15,7 @@
 #include "auth_throttle.h"
 #include "conn_limits.h"
 #include "log.h"
+#include "metrics.h"
 #include "relay.h"
 #include "server.h"
 #include "smtp_session.h"
@@ -185,6 +186,7 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents,
 
 			sd_event_now(t->event, CLOCK_MONOTONIC, &now);
 			if (auth_throttle_blocked(&ss, now)) {
+				metrics_throttled(METRICS_LIMIT_AUTH_BLOCKED);
 				refuse(cfd, ls->l->mode, st->cfg->hostname,
 				       "Too many authentication failures "
 				       "from your address");
@@ -199,6 +201,9 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents,
 				   st->cfg->proxy_protocol ? UINT_MAX :
 				   st->cfg->max_connections_per_ip);
 		if (v != LIMITS_OK) {
+			metrics_throttled(v == LIMITS_TOTAL ?
+					  METRICS_LIMIT_MAX_CONNECTIONS :
+					  METRICS_LIMIT_MAX_CONNECTIONS_PER_IP);
 			log_notice("refused connection on %s: %s", ls->l->name,
 				   v == LIMITS_TOTAL ? "max_connections reached"
 				   : "max_connections_per_ip reached");
@@ -215,6 +220,7 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents,
 			.ctx = t,
 		};
 
+		metrics_session(ls->l->name);
 		(void)smtp_session_new(&host, st, cfd, &ss, ls->l->mode);
 	}
 	return 0;

@@ -9,6 +9,7 @@
 #include "auth_cache.h"
 #include "auth_client.h"
 #include "auth_throttle.h"
+#include "metrics.h"
 #include "sasl.h"
 #include "settings.h"
 #include "smtp_session_int.h"
@@ -54,6 +55,7 @@ static void auth_refuse(struct smtp_session *s, const char *reason)
 {
 	s->auth_failures++;
 	atomic_fetch_add(&stats.auth_failed, 1);
+	metrics_auth_refused(s->cfg->backend, reason);
 	uint64_t delay = auth_throttle_failure(s->cfg, &s->addr,
 					       s->login_user, session_now(s),
 					       &s->blocked);
@@ -61,9 +63,11 @@ static void auth_refuse(struct smtp_session *s, const char *reason)
 	/* fail2ban: contrib/fail2ban matches this record's client=. */
 	saudit(s, LOG_LVL_NOTICE, "auth-failure", "user", s->login_user,
 	       "reason", reason);
-	if (s->blocked)
+	if (s->blocked) {
+		metrics_client_blocked();
 		saudit(s, LOG_LVL_WARNING, "client-blocked", "user",
 		       s->login_user, "reason", "too many failed logins");
+	}
 	smtp_auth_wipe(s);
 	s->state = S_AUTH_DELAY;
 	if (delay == 0) {
@@ -108,6 +112,7 @@ static void on_auth_reply(const struct auth_reply *rep, void *ctx)
 		s->authenticated = true;
 		take_identity(s, rep);
 		atomic_fetch_add(&stats.auth_ok, 1);
+		metrics_auth(s->cfg->backend, METRICS_AUTH_OK);
 		saudit(s, LOG_LVL_INFO, "auth-ok", "user", s->user,
 		       "login", s->login_user, "cached",
 		       strcmp(rep->reason, "cached") == 0 ? "yes" : "no");
@@ -128,6 +133,7 @@ static void on_auth_reply(const struct auth_reply *rep, void *ctx)
 	case AUTH_TEMPFAIL:
 	default:
 		atomic_fetch_add(&stats.auth_tempfail, 1);
+		metrics_auth(s->cfg->backend, METRICS_AUTH_TEMPFAIL);
 		saudit(s, LOG_LVL_WARNING, "auth-tempfail", "user",
 		       s->login_user, "reason", rep->reason);
 		smtp_auth_wipe(s);
@@ -154,8 +160,9 @@ static void auth_submit(struct smtp_session *s, struct sasl_credentials *cr)
 		struct auth_reply rep;
 
 		s->pw_hash_set = true;
-		if (auth_cache_lookup(cr->user, s->pw_hash, session_now(s),
-				      &rep)) {
+		if (metrics_auth_cached(auth_cache_lookup(cr->user, s->pw_hash,
+							  session_now(s),
+							  &rep))) {
 			explicit_bzero(cr, sizeof(*cr));
 			s->pw_hash_set = false;	/* already stored */
 			on_auth_reply(&rep, s);

@@ -13,6 +13,7 @@
 #include "auth_client.h"
 #include "auth_throttle.h"
 #include "conn_limits.h"
+#include "metrics.h"
 #include "proxy_proto.h"
 #include "settings.h"
 #include "smtp_session_int.h"
@@ -187,6 +188,7 @@ bool session_tls_required(const struct smtp_session *s)
 
 void session_refuse_blocked(struct smtp_session *s)
 {
+	metrics_throttled(METRICS_LIMIT_AUTH_BLOCKED);
 	session_reply(s, "421 4.7.0 %s Too many authentication failures from "
 		      "your address, closing connection", s->cfg->hostname);
 	session_close(s);
