@@ -45,6 +45,10 @@ enum auth_tag { AUTH_TAG_USER = 1, AUTH_TAG_PASSWORD = 2,
 /* Three-state result: OK (235), PERMFAIL (535), TEMPFAIL (454). */
 enum auth_result { AUTH_OK = 0, AUTH_PERMFAIL = 1, AUTH_TEMPFAIL = 2 };
 
+/* The REASON of a PERMFAIL for a right password of a user outside
+ * [auth] require_group: the daemon counts those apart (metrics.h). */
+#define AUTH_REASON_NOT_IN_GROUP "not in a required group"
+
 struct auth_request {
 	uint32_t id;
 	char user[AUTH_USER_MAX + 1];

@@ -898,6 +898,38 @@ static void set_smarthost(struct parser *p, const struct key_def *k,
 	c->smarthost[c->n_smarthost++] = h;
 }
 
+/* [server] metrics_listen = ADDR:PORT. The network process, which holds
+ * no privilege, binds it: a port below 1024 would fail there. */
+static void set_metrics_listen(struct parser *p, const struct key_def *k,
+			       const char *value)
+{
+	struct config *c = p->cfg;
+	char *host = NULL, *port = NULL;
+	const char *why;
+
+	free(c->metrics_listen.host);
+	free(c->metrics_listen.port);
+	c->metrics_listen = (struct config_hostport){ .line = p->line };
+	if (value[0] == '\0')
+		return;		/* off */
+	if (value[strcspn(value, space)] != '\0')
+		why = "spaces in ADDR:PORT";
+	else
+		why = parse_hostport(value, NULL, &host, &port);
+	if (why == NULL && atoi(port) < 1024)
+		why = "a port below 1024 needs privileges the network process "
+		      "does not have";
+	if (why != NULL) {
+		perr(p, p->line, "[%s] %s: \"%s\": %s; expected ADDR:PORT",
+		     k->section, k->name, Q(value), why);
+		free(host);
+		free(port);
+		return;
+	}
+	c->metrics_listen.host = host;
+	c->metrics_listen.port = port;
+}
+
 /* cert and key pair up by order: the i-th cert goes with the i-th key. */
 static struct config_tls_pair *tls_slot(struct parser *p, size_t i)
 {
@@ -1029,6 +1061,7 @@ static const struct key_def keys[] = {
 	BOOL("server", "proxy_protocol", proxy_protocol),
 	UINT("server", "threads", threads, 0, 256),
 	STR("server", "user", run_user, 0, check_user_name),
+	FUNC("server", "metrics_listen", set_metrics_listen, KEY_EMPTY_OK),
 
 	FUNC("tls", "cert", set_tls_cert, KEY_REPEATABLE),
 	FUNC("tls", "key", set_tls_key, KEY_REPEATABLE),
@@ -1919,6 +1952,8 @@ void config_free(struct config **config)
 	free(c->group_recipient_rate);
 	free(c->worker_path);
 	free(c->run_user);
+	free(c->metrics_listen.host);
+	free(c->metrics_listen.port);
 	free(c->token_program);
 	free(c->pam_service);
 	free(c->address_domain);

@@ -107,6 +107,8 @@ struct config {
 	bool proxy_protocol;		/* default no */
 	unsigned threads;		/* default 0 = one per core, 0..256 */
 	char *run_user;		/* default "authrelay": the network process */
+	/* metrics_listen: host NULL = off (the default) */
+	struct config_hostport metrics_listen;
 
 	/* [tls] */
 	struct config_tls_pair *tls;	/* cert/key repeatable, paired by order */

@@ -1365,7 +1365,7 @@ static enum step check_groups(struct ldap_backend *lb, struct conn *c,
 		member = member || hit[t];
 	if (lb->n_required > 0 && !member) {
 		free(hit);
-		set_result(rep, AUTH_PERMFAIL, "not in a required group");
+		set_result(rep, AUTH_PERMFAIL, AUTH_REASON_NOT_IN_GROUP);
 		return STEP_PERMFAIL;
 	}
 	for (size_t i = 0; i < cfg->n_send_as; i++)

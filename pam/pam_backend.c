@@ -367,7 +367,7 @@ static void group_check(const struct pam_backend *pb, const gid_t *groups,
 	if (nss_error)
 		set_result(rep, AUTH_TEMPFAIL, "group look-up failed");
 	else
-		set_result(rep, AUTH_PERMFAIL, "not in a required group");
+		set_result(rep, AUTH_PERMFAIL, AUTH_REASON_NOT_IN_GROUP);
 }
 
 /* Report the rate groups ([policy] group_rate, group_recipient_rate) the

@@ -12,6 +12,7 @@
 #include "auth_client.h"
 #include "ctl.h"
 #include "log.h"
+#include "metrics.h"
 #include "settings.h"
 #include "xalloc.h"
 
@@ -29,6 +30,7 @@ struct auth_lookup {
 	auth_callback *cb;		/* NULL once cancelled */
 	void *ctx;
 	bool failed;			/* answer TEMPFAIL from the queue */
+	uint64_t start_usec;		/* when asked (metrics) */
 };
 
 struct auth_worker {
@@ -53,6 +55,14 @@ struct auth_pool {
 	uint32_t next_id;
 };
 
+static uint64_t pool_now(struct auth_pool *p)
+{
+	uint64_t now = 0;
+
+	sd_event_now(p->event, CLOCK_MONOTONIC, &now);
+	return now;
+}
+
 static void pool_schedule(struct auth_pool *p)
 {
 	sd_event_source_set_enabled(p->dispatch, SD_EVENT_ONESHOT);
@@ -65,6 +75,7 @@ static void lookup_free(struct auth_lookup *l)
 
 static void lookup_finish(struct auth_lookup *l, const struct auth_reply *rep)
 {
+	metrics_auth_duration(pool_now(l->pool) - l->start_usec);
 	if (l->cb != NULL)
 		l->cb(rep, l->ctx);
 	lookup_free(l);
@@ -113,6 +124,7 @@ static void worker_kill(struct auth_worker *w, const char *why)
 	/* The supervisor kills it (it may be stuck in a PAM module and
 	 * never see its socket close). */
 	ctl_kill_worker(w->id);
+	metrics_worker_died();
 	w->busy = NULL;
 	worker_remove(w);
 	if (l != NULL)
@@ -204,6 +216,7 @@ static struct auth_worker *worker_spawn(struct auth_pool *p)
 		return NULL;
 	}
 	close(sv[1]);
+	metrics_worker_spawned();
 	w = xcalloc(1, sizeof(*w));
 	w->pool = p;
 	w->id = id;
@@ -378,6 +391,7 @@ struct auth_lookup *auth_pool_lookup(struct auth_pool *p, const char *user,
 	l->cb = cb;
 	l->ctx = ctx;
 	l->req.id = ++p->next_id;
+	l->start_usec = pool_now(p);
 	snprintf(l->req.user, sizeof(l->req.user), "%s", user);
 	snprintf(l->req.password, sizeof(l->req.password), "%s", password);
 	snprintf(l->req.client_ip, sizeof(l->req.client_ip), "%s", client_ip);

@@ -18,6 +18,7 @@
 
 #include "conn.h"
 #include "log.h"
+#include "metrics.h"
 #include "proxy_proto.h"
 #include "xalloc.h"
 
@@ -622,6 +623,8 @@ static void conn_run(struct conn *c)
 	}
 	if (c->state == CONN_HANDSHAKE) {
 		r = conn_handshake(c);
+		if (r != 0)
+			metrics_tls_handshake(c->tls_client, r > 0);
 		if (r < 0) {
 			conn_dead(c);
 			return;

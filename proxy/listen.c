@@ -64,8 +64,7 @@ static int from_systemd(int n, char **names, struct listener *ls,
 	return bad ? -1 : 0;
 }
 
-static int bind_one(const struct config *cfg, const struct config_listen *l,
-		    struct listener *out, struct config_errors *errs)
+int listen_socket(const char *host, const char *port, const char **error_r)
 {
 	struct addrinfo hints = {
 		.ai_family = AF_UNSPEC,
@@ -75,10 +74,9 @@ static int bind_one(const struct config *cfg, const struct config_listen *l,
 	struct addrinfo *res = NULL;
 	int r, fd, one = 1;
 
-	r = getaddrinfo(l->host[0] ? l->host : NULL, l->port, &hints, &res);
+	r = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
 	if (r != 0) {
-		config_errors_add(errs, "%s:%u: listen %s:%s: %s", cfg->path,
-				  l->line, l->host, l->port, gai_strerror(r));
+		*error_r = gai_strerror(r);
 		return -1;
 	}
 	fd = socket(res->ai_family, res->ai_socktype | SOCK_NONBLOCK |
@@ -94,19 +92,32 @@ static int bind_one(const struct config *cfg, const struct config_listen *l,
 	    listen(fd, SOMAXCONN) < 0)
 		goto fail;
 	freeaddrinfo(res);
+	return fd;
+fail:
+	*error_r = strerror(errno);
+	if (fd >= 0)
+		close(fd);
+	freeaddrinfo(res);
+	return -1;
+}
+
+static int bind_one(const struct config *cfg, const struct config_listen *l,
+		    struct listener *out, struct config_errors *errs)
+{
+	const char *error;
+	int fd = listen_socket(l->host, l->port, &error);
+
+	if (fd < 0) {
+		config_errors_add(errs, "%s:%u: listen %s:%s: %s", cfg->path,
+				  l->line, l->host, l->port, error);
+		return -1;
+	}
 	out->fd = fd;
 	out->mode = l->mode;
 	snprintf(out->name, sizeof(out->name), "%s%s%s:%s",
 		 strchr(l->host, ':') ? "[" : "", l->host,
 		 strchr(l->host, ':') ? "]" : "", l->port);
 	return 0;
-fail:
-	config_errors_add(errs, "%s:%u: listen %s:%s: %s", cfg->path, l->line,
-			  l->host, l->port, strerror(errno));
-	if (fd >= 0)
-		close(fd);
-	freeaddrinfo(res);
-	return -1;
 }
 
 int listeners_open(const struct config *cfg, struct listener **ls_r,

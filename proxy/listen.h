@@ -19,5 +19,8 @@ struct listener {
 int listeners_open(const struct config *cfg, struct listener **ls_r,
 		   size_t *n_r, bool *activated_r, struct config_errors *errs);
 void listeners_close(struct listener **ls, size_t n);
+/* A non-blocking listening TCP socket on host:port ("" for any
+ * address), or -1 with *error_r. */
+int listen_socket(const char *host, const char *port, const char **error_r);
 
 #endif

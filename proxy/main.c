@@ -28,6 +28,8 @@
 #include "ctl.h"
 #include "listen.h"
 #include "log.h"
+#include "metrics.h"
+#include "metrics_http.h"
 #include "relay.h"
 #include "preflight.h"
 #include "privsep.h"
@@ -50,6 +52,7 @@ static uint64_t watchdog_usec;
 static sd_event_source *ctl_src;
 static struct listener *listeners;
 static size_t n_listeners;
+static struct metrics_http *metrics_http;
 static unsigned n_threads;
 static unsigned threads_done;
 static bool stopping;
@@ -127,7 +130,13 @@ static bool listen_changed(const struct config *a, const struct config *b)
 		    strcmp(a->listen[i].port, b->listen[i].port) != 0 ||
 		    a->listen[i].mode != b->listen[i].mode)
 			return true;
-	return false;
+	/* [server] metrics_listen: NULL host when off. */
+	if ((a->metrics_listen.host == NULL) !=
+	    (b->metrics_listen.host == NULL))
+		return true;
+	return a->metrics_listen.host != NULL &&
+	       (strcmp(a->metrics_listen.host, b->metrics_listen.host) != 0 ||
+		strcmp(a->metrics_listen.port, b->metrics_listen.port) != 0);
 }
 
 /* New settings from the supervisor (after SIGHUP): new sessions use
@@ -317,6 +326,27 @@ static void network_drop_privileges(uid_t uid, gid_t gid, bool switch_user)
 		fatal("cannot install the system call filter: %s", error);
 }
 
+/* [server] metrics_listen: opened here, by the network process on its
+ * main loop (metrics_http.h), never by the supervisor. */
+static void start_metrics(sd_event *event)
+{
+	struct settings *st = settings_get();
+	const struct config_hostport *ml = &st->cfg->metrics_listen;
+	const char *error;
+
+	if (ml->host != NULL) {
+		metrics_http = metrics_http_new(event, ml->host, ml->port,
+						&error);
+		if (metrics_http == NULL)
+			fatal("%s:%u: metrics_listen %s:%s: %s", st->cfg->path,
+			      ml->line, ml->host, ml->port, error);
+		log_info("metrics on http://%s%s%s:%s/metrics",
+			 strchr(ml->host, ':') ? "[" : "", ml->host,
+			 strchr(ml->host, ':') ? "]" : "", ml->port);
+	}
+	settings_put(&st);
+}
+
 /* The network process, privileges gone: load the settings it was handed,
  * open the listeners unless the supervisor did, serve. relay_notify: see
  * ctl_client_set(). Returns the exit status. */
@@ -356,6 +386,8 @@ static int network_main(int ctl, struct bundle *net, bool relay_notify)
 	if (auth_cache_init() < 0)
 		log_warn("no randomness for the credential cache key: "
 			 "cache disabled");
+	for (size_t i = 0; i < n_listeners; i++)
+		metrics_listener(listeners[i].name);
 
 	st = settings_get();
 	n_threads = st->cfg->threads;
@@ -390,6 +422,7 @@ static int network_main(int ctl, struct bundle *net, bool relay_notify)
 				       NULL) < 0)
 		fatal("cannot set up the watchdog");
 
+	start_metrics(event);
 	relay_token_set_request_hook(request_token, NULL);
 	if (servers_start(n_threads, listeners, n_listeners, done_fd) < 0)
 		fatal("cannot start serving threads");
@@ -399,6 +432,7 @@ static int network_main(int ctl, struct bundle *net, bool relay_notify)
 	notify_status();
 
 	r = sd_event_loop(event);
+	metrics_http_free(&metrics_http);
 	servers_join();
 	listeners_close(&listeners, n_listeners);
 	sd_event_source_unref(status_src);

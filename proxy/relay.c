@@ -20,6 +20,7 @@
 #include "auth_proto.h"
 #include "conn.h"
 #include "log.h"
+#include "metrics.h"
 #include "relay_int.h"
 #include "relay_targets.h"
 #include "settings.h"
@@ -250,6 +251,8 @@ void relay_after_ehlo(struct relay *r)
 	r->setting_up = false;
 	conn_set_deadline(r->conn, 0);
 	relay_target_set_dead(relay_cur_target(r)->name, 0);
+	if (r->target > 0 || (r->tried & ~1ULL) != 0)
+		metrics_smarthost(relay_host(r), METRICS_SMARTHOST_FAILOVER);
 	log_info("session=%s smarthost %s ready%s%s", r->session_id,
 		 relay_host(r), conn_is_tls(r->conn) ? ", TLS" : "",
 		 r->authenticated ? ", authenticated" : "");
@@ -496,6 +499,7 @@ static void connected(struct relay *r)
 {
 	int fd = r->fd;
 
+	metrics_smarthost(relay_host(r), METRICS_SMARTHOST_CONNECT);
 	r->connect_io = sd_event_source_disable_unref(r->connect_io);
 	sd_event_source_set_enabled(r->connect_timer, SD_EVENT_OFF);
 	r->fd = -1;
@@ -593,6 +597,7 @@ static void relay_connect(struct relay *r)
 			r->tried |= bit;
 		}
 		if (r->addr >= t->n_addrs) {
+			metrics_smarthost(t->name, METRICS_SMARTHOST_FAILURE);
 			if (t->n_addrs > 0 || r->pass == 0)
 				relay_target_set_dead(t->name, now + RELAY_DEAD_USEC);
 			r->target++;
@@ -638,6 +643,7 @@ static void relay_try_next(struct relay *r)
 
 	sd_event_now(r->event, CLOCK_MONOTONIC, &now);
 	relay_target_set_dead(relay_cur_target(r)->name, now + RELAY_DEAD_USEC);
+	metrics_smarthost(relay_host(r), METRICS_SMARTHOST_FAILURE);
 	conn_free(&r->conn);
 	connect_cleanup(r);
 	r->target++;

@@ -19,6 +19,7 @@
 #include "client_addr.h"
 #include "conn_limits.h"
 #include "log.h"
+#include "metrics.h"
 #include "relay.h"
 #include "server.h"
 #include "settings.h"
@@ -202,6 +203,7 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents,
 
 			sd_event_now(t->event, CLOCK_MONOTONIC, &now);
 			if (auth_throttle_blocked(&ss, now)) {
+				metrics_throttled(METRICS_LIMIT_AUTH_BLOCKED);
 				refuse(cfd, ls->l, &ss, st->cfg->hostname,
 				       "address blocked after failed logins",
 				       "Too many authentication failures "
@@ -217,6 +219,9 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents,
 				   st->cfg->proxy_protocol ? UINT_MAX :
 				   st->cfg->max_connections_per_ip);
 		if (v != LIMITS_OK) {
+			metrics_throttled(v == LIMITS_TOTAL ?
+					  METRICS_LIMIT_MAX_CONNECTIONS :
+					  METRICS_LIMIT_MAX_CONNECTIONS_PER_IP);
 			refuse(cfd, ls->l, &ss, st->cfg->hostname,
 			       v == LIMITS_TOTAL ? "max_connections reached"
 			       : "max_connections_per_ip reached",
@@ -233,6 +238,7 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents,
 			.ctx = t,
 		};
 
+		metrics_session(ls->l->name);
 		(void)smtp_session_new(&host, st, cfd, &ss, ls->l->mode);
 	}
 	return 0;

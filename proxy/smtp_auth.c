@@ -9,6 +9,7 @@
 #include "auth_cache.h"
 #include "auth_client.h"
 #include "auth_throttle.h"
+#include "metrics.h"
 #include "sasl.h"
 #include "settings.h"
 #include "shared_policy.h"
@@ -58,9 +59,11 @@ static void on_failure_counted(void *ctx, bool blocked, uint64_t delay)
 	struct smtp_session *s = ctx;
 
 	s->blocked = blocked;
-	if (s->blocked)
+	if (s->blocked) {
+		metrics_client_blocked();
 		saudit(s, LOG_LVL_WARNING, "client-blocked", "user",
 		       s->login_user, "reason", "too many failed logins");
+	}
 	smtp_auth_wipe(s);
 	if (delay == 0) {
 		smtp_auth_on_delay(s);
@@ -77,6 +80,7 @@ static void auth_refuse(struct smtp_session *s, const char *reason)
 {
 	s->auth_failures++;
 	atomic_fetch_add(&stats.auth_failed, 1);
+	metrics_auth_refused(s->cfg->backend, reason);
 	/* fail2ban: contrib/fail2ban matches this record's client=. */
 	saudit(s, LOG_LVL_NOTICE, "auth-failure", "user", s->login_user,
 	       "reason", reason);
@@ -120,6 +124,7 @@ static void on_auth_reply(const struct auth_reply *rep, void *ctx)
 		s->authenticated = true;
 		take_identity(s, rep);
 		atomic_fetch_add(&stats.auth_ok, 1);
+		metrics_auth(s->cfg->backend, METRICS_AUTH_OK);
 		saudit(s, LOG_LVL_INFO, "auth-ok", "user", s->user,
 		       "login", s->login_user, "cached",
 		       strcmp(rep->reason, "cached") == 0 ? "yes" : "no");
@@ -143,6 +148,7 @@ static void on_auth_reply(const struct auth_reply *rep, void *ctx)
 	case AUTH_TEMPFAIL:
 	default:
 		atomic_fetch_add(&stats.auth_tempfail, 1);
+		metrics_auth(s->cfg->backend, METRICS_AUTH_TEMPFAIL);
 		saudit(s, LOG_LVL_WARNING, "auth-tempfail", "user",
 		       s->login_user, "reason", rep->reason);
 		smtp_auth_wipe(s);
@@ -163,8 +169,9 @@ static void auth_check_credentials(struct smtp_session *s,
 		struct auth_reply rep;
 
 		s->pw_hash_set = true;
-		if (auth_cache_lookup(cr->user, s->pw_hash, session_now(s),
-				      &rep)) {
+		if (metrics_auth_cached(auth_cache_lookup(cr->user, s->pw_hash,
+							  session_now(s),
+							  &rep))) {
 			explicit_bzero(cr, sizeof(*cr));
 			s->pw_hash_set = false;	/* already stored */
 			on_auth_reply(&rep, s);

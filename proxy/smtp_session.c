@@ -14,6 +14,7 @@
 #include "auth_throttle.h"
 #include "client_addr.h"
 #include "conn_limits.h"
+#include "metrics.h"
 #include "proxy_proto.h"
 #include "settings.h"
 #include "shared_policy.h"
@@ -194,6 +195,7 @@ bool session_tls_required(const struct smtp_session *s)
 
 void session_refuse_blocked(struct smtp_session *s)
 {
+	metrics_throttled(METRICS_LIMIT_AUTH_BLOCKED);
 	session_reply(s, "421 4.7.0 %s Too many authentication failures from "
 		      "your address, closing connection", s->cfg->hostname);
 	session_close(s);

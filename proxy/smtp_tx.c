@@ -12,6 +12,7 @@
 #include "data_filter.h"
 #include "header_scan.h"
 #include "message_tag.h"
+#include "metrics.h"
 #include "rate_limit.h"
 #include "sender_policy.h"
 #include "shared_policy.h"
@@ -73,9 +74,17 @@ static void relay_send_mail(struct smtp_session *s)
 
 static void end_of_data(struct smtp_session *s, const struct relay_reply *rep)
 {
+	struct smtp_tx *tx = s->tx;
+
 	session_audit_message(s, rep);
-	if (rep->code / 100 == 2)
+	if (rep->code / 100 == 2) {
 		s->n_messages++;
+		metrics_message_relayed(tx->n_rcpt, tx->df ?
+					data_filter_size(tx->df) : 0,
+					session_now(s) - tx->data_start);
+	} else {
+		metrics_message_refused(METRICS_REFUSED_SMARTHOST);
+	}
 	reply_relayed(s, rep);
 	smtp_tx_free(&s->tx);
 }
@@ -89,10 +98,12 @@ static void on_relay_reply(struct smtp_session *s, enum relay_pending p,
 
 	switch (p) {
 	case P_MAIL:
-		if (rep->code / 100 == 2)
+		if (rep->code / 100 == 2) {
 			tx->open = true;
-		else
+		} else {
 			smtp_tx_free(&s->tx);
+			metrics_message_refused(METRICS_REFUSED_SMARTHOST);
+		}
 		reply_relayed(s, rep);
 		break;
 	case P_RCPT:
@@ -108,6 +119,7 @@ static void on_relay_reply(struct smtp_session *s, enum relay_pending p,
 		break;
 	case P_DATA:
 		if (rep->code != 354) {
+			metrics_message_refused(METRICS_REFUSED_SMARTHOST);
 			reply_relayed(s, rep);
 			break;
 		}
@@ -160,6 +172,8 @@ static void on_relay_event(struct relay *r, enum relay_event ev,
 		 * permanent 503 that would bounce a recipient. */
 		if (p != P_RCPT)
 			smtp_tx_free(&s->tx);
+		if (p == P_MAIL || p == P_DATA || p == P_DOT)
+			metrics_message_refused(METRICS_REFUSED_SMARTHOST_UNAVAILABLE);
 		s->state = S_CMD;
 		/* SPEC: a smarthost that cannot be reached is 451 4.4.1; no
 		 * OAuth2 token for it (relay.c says 4.7.0) is a security
@@ -206,6 +220,7 @@ void smtp_tx_mail(struct smtp_session *s, const char *args)
 	}
 	/* RFC 1870 §6.2 */
 	if (mail.has_size && mail.size > s->cfg->max_message_size) {
+		metrics_message_refused(METRICS_REFUSED_SIZE);
 		session_reply_error(s, "552 5.3.4 Message size exceeds fixed "
 				    "limit");
 		return;
@@ -213,6 +228,7 @@ void smtp_tx_mail(struct smtp_session *s, const char *args)
 	problem = sender_policy_envelope(s->cfg, &u, mail.path, why,
 					 sizeof(why));
 	if (problem != NULL) {
+		metrics_message_refused(METRICS_REFUSED_SENDER);
 		saudit(s, LOG_LVL_NOTICE, "sender-refused", "user", s->user,
 		       "from", mail.path[0] ? mail.path : "<>");
 		session_reply_error(s, "553 5.7.1 %s", problem);
@@ -241,6 +257,8 @@ static void on_mail_rated(void *ctx, enum policy_verdict v)
 			session_refuse_unavailable(s, "451");
 			return;
 		}
+		metrics_throttled(METRICS_LIMIT_MESSAGE_RATE);
+		metrics_message_refused(METRICS_REFUSED_RATE_LIMIT);
 		saudit(s, LOG_LVL_NOTICE, "rate-limit", "user", s->user,
 		       "limit", "messages");
 		session_reply(s, "450 4.7.1 Message rate limit exceeded, try "
@@ -260,6 +278,7 @@ static void on_mail_rated(void *ctx, enum policy_verdict v)
 		s->relay = relay_open(s->host.event, s->st, &id,
 				      on_relay_event, s);
 		if (s->relay == NULL) {
+			metrics_message_refused(METRICS_REFUSED_SMARTHOST_UNAVAILABLE);
 			smtp_tx_free(&s->tx);
 			session_reply(s, "451 4.4.1 Smarthost unavailable, try "
 				      "again later");
@@ -341,6 +360,7 @@ static void on_rcpt_rated(void *ctx, enum policy_verdict v)
 		return;
 	}
 	if (v == POLICY_REFUSED) {
+		metrics_throttled(METRICS_LIMIT_RECIPIENT_RATE);
 		saudit(s, LOG_LVL_NOTICE, "rate-limit", "user", s->user,
 		       "limit", "recipients");
 		session_reply(s, "450 4.7.1 Recipient rate limit exceeded, try "
@@ -433,8 +453,10 @@ static void data_begin(struct smtp_session *s)
 void smtp_tx_data(struct smtp_session *s, const char *args)
 {
 	(void)args;
-	if (relay_gone(s))
+	if (relay_gone(s)) {
+		metrics_message_refused(METRICS_REFUSED_SMARTHOST_UNAVAILABLE);
 		return;
+	}
 	smtp_pipe_expect(s, P_DATA);
 	relay_data(s->relay);
 }
@@ -462,6 +484,7 @@ static void data_ended(struct smtp_session *s, enum data_filter_status st)
 	session_audit_command_is(s, "END-OF-MESSAGE");
 	conn_set_deadline(s->conn, s->cfg->command_timeout_usec);
 	if (tx->relay_lost) {
+		metrics_message_refused(METRICS_REFUSED_SMARTHOST_UNAVAILABLE);
 		saudit(s, LOG_LVL_WARNING, "message-refused", "user", s->user,
 		       "from", tx->mail.path,
 		       "reason", "smarthost lost during DATA");
@@ -481,6 +504,7 @@ static void data_ended(struct smtp_session *s, enum data_filter_status st)
 	 * message with the connection. */
 	relay_abort(&s->relay);
 	if (st == DATA_FILTER_REFUSED) {
+		metrics_message_refused(METRICS_REFUSED_SENDER);
 		saudit(s, LOG_LVL_NOTICE, "sender-refused", "user", s->user,
 		       "from", tx->mail.path,
 		       "message_id", data_filter_message_id(tx->df),
@@ -491,6 +515,9 @@ static void data_ended(struct smtp_session *s, enum data_filter_status st)
 	}
 	why = st == DATA_FILTER_NUL ? "NUL character" :
 	      st == DATA_FILTER_TOO_BIG ? "too big" : "bare CR or LF";
+	metrics_message_refused(st == DATA_FILTER_NUL ? METRICS_REFUSED_NUL :
+				st == DATA_FILTER_TOO_BIG ? METRICS_REFUSED_SIZE :
+				METRICS_REFUSED_BARE_NEWLINE);
 	saudit(s, LOG_LVL_NOTICE, "message-refused", "user", s->user,
 	       "from", tx->mail.path, "reason", why);
 	smtp_tx_free(&s->tx);
