@@ -25,6 +25,7 @@
 #include "header_addr.h"
 #include "log.h"
 #include "preflight.h"
+#include "preflight_redis.h"
 #include "sender_policy.h"
 #include "privsep.h"
 #include "relay.h"
@@ -788,6 +789,7 @@ int preflight_run(const struct preflight_opts *o)
 		for (size_t i = 0; i < st->cfg->n_tls; i++)
 			check_certificate(st->cfg, net, &st->cfg->tls[i]);
 		check_smarthosts(st, net, o->from);
+		preflight_check_shared_state(st);
 		settings_put(&st);
 	}
 	if (sp.cfg->backend == AUTH_BACKEND_LDAP)

@@ -441,3 +441,47 @@ def test_wrong_password_is_logged_once_per_interval(authrelay, smarthost,
     assert a.log().count("refused the password") == 1, a.log()
     # Open: the node serves on its own table meanwhile.
     check(bob_mail(a), 250, None, "open, Redis refusing the password")
+
+
+# -- the pre-flight ----------------------------------------------------------
+
+def preflight_shared_lines(config_for_check, tmp_path, redis, password):
+    """authrelay --check on a config sharing redis with password: its
+    shared_state line(s) and the exit status."""
+    secret = tmp_path / f"redis-{len(password)}.secret"
+    secret.write_text(password + "\n")
+    secret.chmod(0o600)
+    path, _ = config_for_check({"policy": {
+        "shared_state": f"redis://127.0.0.1:{redis.port}/1",
+        "shared_state_password_file": str(secret)}})
+    from conftest import AUTHRELAY_BIN, base_env, sanitizer_env
+    r = subprocess.run([str(AUTHRELAY_BIN), "--check", "-c", str(path)],
+                       input="", capture_output=True, text=True, timeout=120,
+                       env=base_env(sanitizer_env(False)))
+    lines = [line for line in r.stdout.splitlines() if "shared_state" in line]
+    return r.returncode, lines, r.stdout + r.stderr
+
+
+def test_preflight_reports_redis(config_for_check, tmp_path, redis):
+    """The pre-flight connects with the password the nodes would use: a
+    wrong one is a FAIL line that says so (-t cannot know); the right one
+    is ok."""
+    rc, lines, out = preflight_shared_lines(config_for_check, tmp_path,
+                                            redis, "not-the-password")
+    assert len(lines) == 1 and lines[0].startswith("FAIL"), out
+    assert "AUTH" in lines[0] and "shared_state_password_file" in lines[0], \
+        lines[0]
+    assert "not-the-password" not in out, "the password was printed"
+    assert rc == 1, out
+    rc, lines, out = preflight_shared_lines(config_for_check, tmp_path,
+                                            redis, PASSWORD)
+    assert len(lines) == 1 and lines[0].startswith("ok"), out
+    assert "password accepted" in lines[0] and "database 1" in lines[0], \
+        lines[0]
+    # Redis down: a FAIL with the reason.
+    redis.stop()
+    rc, lines, out = preflight_shared_lines(config_for_check, tmp_path,
+                                            redis, PASSWORD)
+    assert len(lines) == 1 and lines[0].startswith("FAIL") and \
+        "cannot connect" in lines[0], out
+    assert rc == 1
