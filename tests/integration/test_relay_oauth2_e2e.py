@@ -9,6 +9,7 @@ smarthost refused one (relay_token.h).
 """
 
 import os
+import subprocess
 import time
 
 import pytest
@@ -260,3 +261,44 @@ def test_oauth2_profile_against_emulated_provider(smarthosts, authrelay,
     d = authrelay(config={"relay": relay})
     r, _ = deliver_with_retry(d)
     check(r, 250, "2.0.0")
+
+
+# -- the pre-flight ----------------------------------------------------------
+
+def preflight(path):
+    from conftest import AUTHRELAY_BIN, base_env, sanitizer_env
+    r = subprocess.run([str(AUTHRELAY_BIN), "--check", "-c", str(path)],
+                       input="", capture_output=True, text=True, timeout=120,
+                       env=base_env(sanitizer_env(False)))
+    return r, [line for line in r.stdout.splitlines()
+               if "oauth2 token" in line or line[5:].startswith("smarthost")]
+
+
+def test_preflight_fetches_a_token_and_authenticates(smarthosts, pki,
+                                                     endpoint, secret_file,
+                                                     config_for_check):
+    """--check with OAuth2: a token from the endpoint, then AUTH XOAUTH2
+    at the smarthost with it (and QUIT, no message); a wrong client
+    secret is a FAIL that names the endpoint's error, and no AUTH."""
+    sh = oauth_smarthost(smarthosts, endpoint)
+    keys = secret_keys(endpoint, secret_file)
+    path, _ = config_for_check(relay_conf(sh, pki, endpoint, **keys))
+    before = endpoint.requests
+    r, lines = preflight(path)
+    token = [l for l in lines if "oauth2 token for " + MAILBOX in l]
+    smart = [l for l in lines if l[5:].startswith("smarthost")]
+    assert token and token[0].startswith("ok"), r.stdout + r.stderr
+    assert smart and smart[0].startswith("ok") and \
+        "AUTH as " + MAILBOX in smart[0], r.stdout + r.stderr
+    assert endpoint.requests == before + 1
+    assert sh.sessions[-1].auth[-1][:3] == ("XOAUTH2", MAILBOX, True)
+    assert sh.messages == [], "the pre-flight sent a message"
+    assert CLIENT_SECRET not in r.stdout + r.stderr
+
+    secret_file.write_text("not-the-secret\n")
+    r, lines = preflight(path)
+    token = [l for l in lines if "oauth2 token for " + MAILBOX in l]
+    assert token and token[0].startswith("FAIL") and \
+        "invalid_client" in token[0], r.stdout + r.stderr
+    assert r.returncode == 1
+    assert "not-the-secret" not in r.stdout + r.stderr
