@@ -257,8 +257,8 @@ static void on_mail_rated(void *ctx, enum policy_verdict v)
 		};
 
 		snprintf(sid, sizeof(sid), "%lu", s->id);
-		s->relay = relay_open(s->host.event, s->st, &id,
-				      on_relay_event, s);
+		s->relay = relay_open(s->host.event, s->host.relay_cache,
+				      s->st, &id, on_relay_event, s);
 		if (s->relay == NULL) {
 			smtp_tx_free(&s->tx);
 			session_reply(s, "451 4.4.1 Smarthost unavailable, try "
