@@ -27,6 +27,9 @@ KEPT = "connection kept for the next session"
 
 
 def config(sh, **relay):
+    """One serving thread; the cache at its default size unless
+    given (the suite's base config turns it off)."""
+    relay.setdefault("connection_cache", 4)
     return relay_config(sh, server={"threads": 1}, **relay)
 
 
