@@ -1069,6 +1069,7 @@ static const struct key_def keys[] = {
 	STR("tls", "ciphers", tls_ciphers, KEY_EMPTY_OK, NULL),
 	DUR("tls", "handshake_timeout", handshake_timeout_usec, SECOND,
 	    10 * MINUTE),
+	DUR("tls", "ticket_lifetime", tls_ticket_lifetime_usec, 0, DAY),
 
 	ENUM("auth", "backend", backend, backend_names),
 	FUNC("auth", "mechanisms", set_mechanisms, 0),
@@ -1116,6 +1117,9 @@ static const struct key_def keys[] = {
 	{ "relay", "identity_header", set_string_keep_empty,
 	  OFF(identity_header), KEY_EMPTY_OK, 0, 0, NULL, check_header_name },
 	BOOL("relay", "xclient", xclient),
+	UINT("relay", "connection_cache", relay_cache_max, 0, 1000),
+	DUR("relay", "connection_cache_idle", relay_cache_idle_usec, SECOND,
+	    HOUR),
 	STR("relay", "profile", relay_profile, 0, check_profile),
 	ENUM("relay", "auth_mechanism", relay_auth_mech, relay_auth_mech_names),
 	ENUM("relay", "oauth2_grant", oauth2_grant, oauth2_grant_names),
@@ -1387,6 +1391,7 @@ static void set_defaults(struct config *c)
 
 	c->tls_min_version = 0x0303;
 	c->handshake_timeout_usec = 30 * SECOND;
+	c->tls_ticket_lifetime_usec = HOUR;
 
 	c->backend = AUTH_BACKEND_PAM;
 	c->mechanisms = AUTH_MECH_PLAIN | AUTH_MECH_LOGIN;
@@ -1412,6 +1417,8 @@ static void set_defaults(struct config *c)
 	c->relay_tls = RELAY_TLS_STARTTLS;
 	c->relay_tls_verify = true;
 	c->relay_connect_timeout_usec = 30 * SECOND;
+	c->relay_cache_max = 4;
+	c->relay_cache_idle_usec = 30 * SECOND;
 	c->identity_header = xstrdup("X-Authenticated-User");
 	c->oauth2_timeout_usec = 20 * SECOND;
 	c->token_program = xstrdup(TOKEN_PROGRAM_PATH);

@@ -116,6 +116,10 @@ struct config {
 	int tls_min_version;	/* 0x0303 TLSv1.2 (default), 0x0304 TLSv1.3 */
 	char *tls_ciphers;	/* TLS <= 1.2 cipher list, NULL = OpenSSL default */
 	uint64_t handshake_timeout_usec;	/* default 30s, 1s..10m */
+	/* Session tickets (RFC 5077, RFC 8446 §4.6.1): a key encrypts new
+	 * tickets this long, then only opens them as long again; 0: no
+	 * tickets. Default 1h, 0..1d. */
+	uint64_t tls_ticket_lifetime_usec;
 
 	/* [auth] */
 	enum auth_backend backend;	/* default pam */
@@ -167,6 +171,11 @@ struct config {
 	uint64_t relay_connect_timeout_usec;	/* default 30s */
 	char *identity_header;		/* default X-Authenticated-User, "" = none */
 	bool xclient;
+	/* Idle smarthost connections kept per serving thread for the next
+	 * session (0: none; default 4, 0..1000), and how long each waits
+	 * (default 30s, 1s..1h). */
+	unsigned relay_cache_max;
+	uint64_t relay_cache_idle_usec;
 	/* profile = NAME[:ARG] fills the keys above and below that are not
 	 * given (common/relay_profile.h); relay_filled says which. */
 	char *relay_profile;

@@ -429,7 +429,7 @@ static void check_smarthost(sd_event *event, const struct settings *all,
 	st.relay_secret = all->relay_secret;
 	log_set_tap(log_keep, &lg);
 	st.relay_targets = relay_targets_resolve(&one, &errs);
-	r = relay_open(event, &st, &id, on_relay, &w);
+	r = relay_open(event, NULL, &st, &id, on_relay, &w);
 	if (r != NULL)
 		run_until(event, relay_done, &w,
 			  cfg->relay_connect_timeout_usec +

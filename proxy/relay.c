@@ -32,14 +32,11 @@
 /* RFC 5321 §4.5.3.1.5: a reply line is at most 512 octets with CRLF. */
 #define RELAY_LINE_MAX 510
 #define RELAY_IN_BUF 2048
-/* Data queued for the smarthost past this stops reading from the client. */
-#define RELAY_DATA_HIGH (256 * 1024)
 /* A smarthost that failed is skipped for this long. */
 #define RELAY_DEAD_USEC (60 * USEC_PER_SEC)
 #define RELAY_CLOSE_GRACE_USEC (5 * USEC_PER_SEC)
 
 static void relay_try_next(struct relay *r);
-static void relay_connect(struct relay *r);
 
 const struct relay_target *relay_cur_target(const struct relay *r)
 {
@@ -48,7 +45,7 @@ const struct relay_target *relay_cur_target(const struct relay *r)
 
 bool relay_pipelining(const struct relay *r)
 {
-	return r->conn != NULL && r->caps.pipelining &&
+	return r->conn != NULL && r->caps.pipelining && r->retry_mail == NULL &&
 	       (r->state == R_READY || r->state == R_CMD);
 }
 
@@ -78,6 +75,7 @@ static void relay_free(struct relay *r)
 	sd_event_source_disable_unref(r->connect_io);
 	sd_event_source_disable_unref(r->connect_timer);
 	sd_event_source_disable_unref(r->kick);
+	relay_cache_forget(r);
 	if (r->fd >= 0)
 		close(r->fd);
 	conn_free(&r->conn);
@@ -106,8 +104,8 @@ static void reply_set(struct relay_reply *rep, int code, const char *enh,
 
 /* Report to the session; the session may free r in its callback, so
  * this is the last thing a caller does with r. */
-static void relay_report(struct relay *r, enum relay_event ev,
-			 const struct relay_reply *rep)
+void relay_report(struct relay *r, enum relay_event ev,
+		  const struct relay_reply *rep)
 {
 	if (r->cb != NULL)
 		r->cb(r, ev, rep, r->ctx);
@@ -198,17 +196,6 @@ void relay_send_line(struct relay *r, enum relay_state next,
 	relay_sent(r, next, timeout);
 }
 
-/* xtext (RFC 3461 §4): '+', '=', controls and non-ASCII as "+XX". */
-static void xtext(struct strbuf *sb, const char *in)
-{
-	for (const unsigned char *p = (const void *)in; *p; p++) {
-		if (*p < '!' || *p > '~' || *p == '+' || *p == '=')
-			strbuf_printf(sb, "+%02X", *p);
-		else
-			strbuf_addc(sb, (char)*p);
-	}
-}
-
 /* Session set-up */
 
 void relay_after_ehlo(struct relay *r)
@@ -237,10 +224,10 @@ void relay_after_ehlo(struct relay *r)
 		 * policy to the real client. */
 		strbuf_init(&sb, line, sizeof(line));
 		strbuf_add(&sb, "XCLIENT LOGIN=");
-		xtext(&sb, r->login);
+		relay_xtext(&sb, r->login);
 		strbuf_printf(&sb, " ADDR=%s",
 			      strchr(r->client_ip, ':') ? "IPV6:" : "");
-		xtext(&sb, r->client_ip);
+		relay_xtext(&sb, r->client_ip);
 		strbuf_add(&sb, " NAME=[UNAVAILABLE]");
 		r->xclient_done = true;
 		relay_send_line(r, R_XCLIENT, cfg->command_timeout_usec, "%s",
@@ -256,6 +243,8 @@ void relay_after_ehlo(struct relay *r)
 	log_info("session=%s smarthost %s ready%s%s", r->session_id,
 		 relay_host(r), conn_is_tls(r->conn) ? ", TLS" : "",
 		 r->authenticated ? ", authenticated" : "");
+	if (relay_cache_resend(r))
+		return;
 	relay_report(r, RELAY_EV_READY, NULL);
 }
 
@@ -320,7 +309,12 @@ static void on_reply(struct relay *r)
 		 * second AUTH would be refused. */
 		send_ehlo(r);
 		return;
+	case R_PARKING:
+		relay_cache_parked(r);
+		return;
 	case R_CMD:
+		if (r->retry_mail != NULL && relay_cache_mail_failed(r))
+			return;
 		/* RFC 2920 §3.1: the replies come in the order of the
 		 * commands; DATA is the last of a group, so a 354 leaves
 		 * nothing in flight. */
@@ -396,7 +390,8 @@ static void on_input(struct relay *r)
 			return;
 		}
 		if (r->state == R_READY || r->state == R_DATA ||
-		    r->state == R_HANDSHAKE || r->state == R_CONNECTING) {
+		    r->state == R_HANDSHAKE || r->state == R_CONNECTING ||
+		    r->state == R_IDLE) {
 			relay_fail(r, "reply without a command");
 			return;
 		}
@@ -459,6 +454,10 @@ static void on_conn_event(struct conn *c, enum conn_event ev, void *ctx)
 		}
 		break;
 	case CONN_EV_TIMEOUT:
+		if (r->state == R_IDLE) {
+			relay_cache_expired(r);
+			break;
+		}
 		relay_fail(r, "timeout");
 		break;
 	case CONN_EV_CLOSED:
@@ -472,6 +471,8 @@ static void on_conn_event(struct conn *c, enum conn_event ev, void *ctx)
 		if (r->state != R_DEAD && r->state != R_HANDSHAKE)
 			snprintf(r->fail_reason, sizeof(r->fail_reason),
 				 "connection lost");
+		if (relay_cache_retry(r))
+			return;
 		if (r->setting_up) {
 			relay_try_next(r);
 			return;
@@ -557,7 +558,7 @@ static int on_connect_timeout(sd_event_source *s, uint64_t usec,
 }
 
 /* Try the current target's next address, or move on to the next target. */
-static void relay_connect(struct relay *r)
+void relay_connect(struct relay *r)
 {
 	const struct relay_targets *ts = r->st->relay_targets;
 
@@ -653,17 +654,41 @@ static void relay_try_next(struct relay *r)
 	relay_connect(r);
 }
 
+void relay_set_identity(struct relay *r, const struct relay_identity *id)
+{
+	free(r->login);
+	free(r->address);
+	free(r->client_ip);
+	free(r->session_id);
+	r->login = xstrdup(id->login);
+	r->address = id->address ? xstrdup(id->address) : NULL;
+	r->client_ip = xstrdup(id->client_ip);
+	r->session_id = xstrdup(id->session_id);
+}
+
 static int on_kick(sd_event_source *s, void *userdata)
 {
-	relay_connect(userdata);
+	struct relay *r = userdata;
+
+	if (r->conn == NULL)
+		relay_connect(r);
+	else if (r->state == R_READY)	/* taken from the cache */
+		relay_report(r, RELAY_EV_READY, NULL);
 	return 0;
 }
 
-struct relay *relay_open(sd_event *event, struct settings *st,
+struct relay *relay_open(sd_event *event, struct relay_cache *cache,
+			 struct settings *st,
 			 const struct relay_identity *id,
 			 relay_callback *cb, void *ctx)
 {
-	struct relay *r = xcalloc(1, sizeof(*r));
+	struct relay *r = cache != NULL ?
+			  relay_cache_take(cache, st, id, cb, ctx) : NULL;
+
+	if (r != NULL)
+		return r;
+	r = xcalloc(1, sizeof(*r));
+	relay_cache_adopt(cache, r);
 
 	r->event = sd_event_ref(event);
 	atomic_fetch_add(&st->refs, 1);
@@ -672,10 +697,7 @@ struct relay *relay_open(sd_event *event, struct settings *st,
 	r->cb = cb;
 	r->ctx = ctx;
 	r->fd = -1;
-	r->login = xstrdup(id->login);
-	r->address = id->address ? xstrdup(id->address) : NULL;
-	r->client_ip = xstrdup(id->client_ip);
-	r->session_id = xstrdup(id->session_id);
+	relay_set_identity(r, id);
 	r->setting_up = true;
 	r->state = R_CONNECTING;
 	if (sd_event_add_time_relative(event, &r->connect_timer,
@@ -723,91 +745,14 @@ void relay_close(struct relay **rp)
 	*rp = NULL;
 	r->cb = NULL;
 	r->ctx = NULL;
+	if (!relay_cache_park(r))
+		relay_quit(r);
+}
+
+void relay_quit(struct relay *r)
+{
 	conn_write(r->conn, "QUIT\r\n", 6);
 	r->state = R_CLOSING;
 	conn_close_after_flush(r->conn);
 	conn_set_deadline(r->conn, RELAY_CLOSE_GRACE_USEC);
-}
-
-int relay_mail(struct relay *r, const struct smtp_mail_args *m,
-	       struct relay_reply *rep)
-{
-	char params[1200];
-	struct strbuf sb;
-
-	if (m->smtputf8 && !r->caps.smtputf8) {
-		reply_set(rep, 553, "5.6.7",
-			  "The smarthost does not support SMTPUTF8");
-		return -1;
-	}
-	strbuf_init(&sb, params, sizeof(params));
-	if (m->has_size && r->caps.size)
-		strbuf_printf(&sb, " SIZE=%llu", (unsigned long long)m->size);
-	if (m->body == SMTP_BODY_8BITMIME && r->caps.eightbitmime)
-		strbuf_add(&sb, " BODY=8BITMIME");
-	else if (m->body == SMTP_BODY_7BIT && r->caps.eightbitmime)
-		strbuf_add(&sb, " BODY=7BIT");
-	if (m->smtputf8)
-		strbuf_add(&sb, " SMTPUTF8");
-	if (r->caps.dsn && m->ret[0] != '\0')
-		strbuf_printf(&sb, " RET=%s", m->ret);
-	if (r->caps.dsn && m->envid[0] != '\0')
-		strbuf_printf(&sb, " ENVID=%s", m->envid);
-	if (r->authenticated) {
-		/* RFC 4954 §5: who submitted it, never the client's claim. */
-		if (r->address != NULL) {
-			strbuf_add(&sb, " AUTH=");
-			xtext(&sb, r->address);
-		} else {
-			strbuf_add(&sb, " AUTH=<>");
-		}
-	}
-	relay_send_line(r, R_CMD, r->cfg->command_timeout_usec, "MAIL FROM:<%s>%s",
-		  m->path, params);
-	return 0;
-}
-
-void relay_rcpt(struct relay *r, const struct smtp_rcpt_args *rc)
-{
-	char params[SMTP_XTEXT_MAX + 100];
-	struct strbuf sb;
-
-	strbuf_init(&sb, params, sizeof(params));
-	if (r->caps.dsn && rc->notify[0] != '\0')
-		strbuf_printf(&sb, " NOTIFY=%s", rc->notify);
-	if (r->caps.dsn && rc->orcpt[0] != '\0')
-		strbuf_printf(&sb, " ORCPT=%s", rc->orcpt);
-	relay_send_line(r, R_CMD, r->cfg->command_timeout_usec, "RCPT TO:<%s>%s",
-		  rc->path, params);
-}
-
-void relay_rset(struct relay *r)
-{
-	relay_send_line(r, R_CMD, r->cfg->command_timeout_usec, "RSET");
-}
-
-void relay_data(struct relay *r)
-{
-	r->data_full = false;
-	relay_send_line(r, R_CMD, r->cfg->command_timeout_usec, "DATA");
-}
-
-void relay_data_write(struct relay *r, const char *buf, size_t len)
-{
-	conn_write(r->conn, buf, len);
-	if (conn_output_pending(r->conn) > RELAY_DATA_HIGH)
-		r->data_full = true;
-	/* A smarthost that stops reading is cut off like a client. */
-	conn_set_deadline(r->conn, r->cfg->data_timeout_usec);
-}
-
-bool relay_data_full(const struct relay *r)
-{
-	return r->data_full;
-}
-
-void relay_data_end(struct relay *r)
-{
-	/* RFC 5321 §4.1.1.4: the one and only end of data. */
-	relay_send_line(r, R_DOT, r->cfg->data_timeout_usec, ".");
 }

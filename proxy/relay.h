@@ -55,16 +55,19 @@ struct relay_identity {
 	const char *session_id;
 };
 
-/* Start connecting; RELAY_EV_READY or RELAY_EV_FAILED follows. The
- * identity strings are copied. */
-struct relay *relay_open(sd_event *event, struct settings *st,
+/* Start connecting, or take an idle connection from cache (the serving
+ * thread's, relay_cache.h; NULL for none); RELAY_EV_READY or
+ * RELAY_EV_FAILED follows. The identity strings are copied. */
+struct relay_cache;
+struct relay *relay_open(sd_event *event, struct relay_cache *cache,
+			 struct settings *st,
 			 const struct relay_identity *id,
 			 relay_callback *cb, void *ctx);
 /* Drop the connection at once, without QUIT and without ending a DATA
  * in progress: the smarthost keeps nothing of an unfinished message. */
 void relay_abort(struct relay **r);
-/* Polite end (QUIT), in the background; the callback is not called
- * again. */
+/* Polite end, in the background; the callback is not called again.
+ * Back to the cache (RSET) when it allows, else QUIT. */
 void relay_close(struct relay **r);
 
 /* Each command gets RELAY_EV_REPLY (or FAILED), in the order sent. A

@@ -21,6 +21,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "relay.h"
+#include "relay_cache.h"
 #include "server.h"
 #include "settings.h"
 #include "shared_policy.h"
@@ -52,6 +53,7 @@ struct server_thread {
 	struct auth_pool *auth;
 	struct shared_state *shared;	/* this thread's Redis connection */
 	struct settings *shared_st;	/* what it was configured from */
+	struct relay_cache *relay_cache;	/* idle smarthost connections */
 	struct smtp_session *sessions;
 	unsigned n_sessions;
 	unsigned reload_seen;
@@ -76,7 +78,9 @@ static void set_accepting(struct server_thread *t, bool on)
 
 static void thread_maybe_exit(struct server_thread *t)
 {
-	if (t->stopping && t->n_sessions == 0 && !t->exited) {
+	/* The smarthost connections say QUIT before the loop ends. */
+	if (t->stopping && t->n_sessions == 0 && !t->exited &&
+	    relay_cache_open_count(t->relay_cache) == 0) {
 		t->exited = true;
 		sd_event_exit(t->event, 0);
 	}
@@ -89,6 +93,11 @@ static void session_joined(struct smtp_session *s, void *ctx)
 
 	smtp_session_link(&t->sessions, s);
 	t->n_sessions++;
+}
+
+static void relays_gone(void *ctx)
+{
+	thread_maybe_exit(ctx);
 }
 
 static void session_gone(struct smtp_session *s, void *ctx)
@@ -233,6 +242,7 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents,
 			.event = t->event,
 			.auth = t->auth,
 			.shared = t->shared,
+			.relay_cache = t->relay_cache,
 			.joined = session_joined,
 			.gone = session_gone,
 			.ctx = t,
@@ -267,6 +277,7 @@ static void thread_stop(struct server_thread *t)
 		return;
 	t->stopping = true;
 	set_accepting(t, false);
+	relay_cache_stop(t->relay_cache);
 	for (s = t->sessions; s != NULL; s = next) {
 		next = smtp_session_next(s);
 		smtp_session_stop(s);
@@ -302,6 +313,7 @@ static int on_ctl(sd_event_source *src, int fd, uint32_t revents,
 	if (gen != t->reload_seen) {
 		t->reload_seen = gen;
 		auth_pool_recycle(t->auth);
+		relay_cache_flush(t->relay_cache);
 		thread_shared_configure(t);
 		/* One thread tells the other nodes: their cached
 		 * credentials go too. */
@@ -361,6 +373,7 @@ static int thread_setup(struct server_thread *t, unsigned index,
 	}
 	t->auth = auth_pool_new(t->event, workers);
 	t->shared = shared_state_new(t->event);
+	t->relay_cache = relay_cache_new(relays_gone, t);
 	if (t->shared == NULL)
 		return -1;
 	thread_shared_configure(t);
@@ -431,6 +444,7 @@ void servers_join(void)
 		pthread_join(t->tid, NULL);
 		auth_pool_free(&t->auth);
 		shared_state_free(&t->shared);
+		relay_cache_free(&t->relay_cache);
 		settings_put(&t->shared_st);
 		for (size_t j = 0; j < t->n_listen; j++)
 			sd_event_source_disable_unref(t->listen[j].src);

@@ -15,6 +15,7 @@
 #include "smtp_cmd.h"
 
 struct auth_pool;
+struct relay_cache;
 struct settings;
 struct shared_state;
 struct smtp_session;
@@ -26,6 +27,8 @@ struct smtp_session_host {
 	sd_event *event;
 	struct auth_pool *auth;
 	struct shared_state *shared;	/* NULL: node-local limits only */
+	struct relay_cache *relay_cache;	/* NULL: no smarthost connection
+						 * outlives its session */
 	void (*joined)(struct smtp_session *s, void *ctx);
 	void (*gone)(struct smtp_session *s, void *ctx);
 	void *ctx;

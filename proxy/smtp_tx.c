@@ -275,8 +275,8 @@ static void on_mail_rated(void *ctx, enum policy_verdict v)
 		};
 
 		snprintf(sid, sizeof(sid), "%lu", s->id);
-		s->relay = relay_open(s->host.event, s->st, &id,
-				      on_relay_event, s);
+		s->relay = relay_open(s->host.event, s->host.relay_cache,
+				      s->st, &id, on_relay_event, s);
 		if (s->relay == NULL) {
 			metrics_message_refused(METRICS_REFUSED_SMARTHOST_UNAVAILABLE);
 			smtp_tx_free(&s->tx);

@@ -6,6 +6,7 @@
 #include <openssl/pem.h>
 
 #include "tls.h"
+#include "tls_tickets.h"
 
 /* TLS 1.2 and older: forward-secret AEAD suites only (the Mozilla
  * "intermediate" profile without DHE), ECDSA first. RSA key exchange and
@@ -110,6 +111,9 @@ SSL_CTX *tls_server_ctx_new(const struct config *cfg, const struct bundle *b,
 			    SSL_OP_CIPHER_SERVER_PREFERENCE);
 	SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"authrelay",
 				       9);
+	if (tls_tickets_setup(ctx, cfg->tls_ticket_lifetime_usec) < 0)
+		add_ssl_error(errs, cfg->path, 0, "cannot set up",
+			      "TLS session tickets");
 	if (SSL_CTX_set_cipher_list(ctx, cfg->tls_ciphers != NULL ?
 				    cfg->tls_ciphers : TLS_DEFAULT_CIPHERS) != 1)
 		config_errors_add(errs, "%s: invalid [tls] ciphers: %s",

@@ -519,6 +519,10 @@ def base_config(pki, smarthost_port, starttls_port, tls_port):
             "smarthost": f"127.0.0.1:{smarthost_port}",
             "tls": "none",
             "tls_verify": "no",
+            # One smarthost connection per client session, as the tests
+            # that count connections and QUITs expect; the cache has
+            # its own (test_relay_connection_cache.py).
+            "connection_cache": "0",
         },
         # The sender check has its own tests (test_policy_*.py); the
         # others send whatever From: they like.

@@ -1,0 +1,121 @@
+"""TLS session tickets for clients ([tls] ticket_lifetime): a client
+that comes back resumes its TLS 1.2 or TLS 1.3 session, whichever
+serving thread takes the new connection (the ticket keys are shared by
+all threads); after the keys rotate (a reload, or the lifetime passing)
+the old ticket is refused and a full handshake follows. With
+ticket_lifetime = 0 nothing is resumed."""
+
+import signal
+import socket
+import ssl
+import time
+
+import pytest
+
+from harness import REPLY_TIMEOUT, SMTPRaw, check
+from policy_helpers import serving_thread
+
+VERSIONS = {"TLSv1.2": ssl.TLSVersion.TLSv1_2,
+            "TLSv1.3": ssl.TLSVersion.TLSv1_3}
+
+
+def client_context(pki, version):
+    ctx = pki.client_context()
+    ctx.minimum_version = ctx.maximum_version = VERSIONS[version]
+    return ctx
+
+
+def connect(d, ctx, session=None):
+    """An implicit-TLS connection (offering session when given), the
+    greeting read: a TLS 1.3 ticket comes with it."""
+    raw = socket.create_connection(("127.0.0.1", d.tls_port),
+                                   timeout=REPLY_TIMEOUT)
+    tls = ctx.wrap_socket(raw, server_hostname="localhost", session=session)
+    c = SMTPRaw(d.tls_port, sock=tls, greeting=False)
+    c.tls = True
+    check(c.read_reply(), 220, what="greeting")
+    return c
+
+
+def wait_log(d, text, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while text not in d.log():
+        assert time.monotonic() < deadline, f"no {text!r} in the log"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("version", sorted(VERSIONS))
+def test_resumed_on_another_thread(authrelay, pki, version):
+    d = authrelay(config={"server": {"threads": 2}})
+    ctx = client_context(pki, version)
+    first = connect(d, ctx)
+    assert first.sock.version() == version
+    assert not first.sock.session_reused
+    session = first.sock.session
+    assert session is not None and session.has_ticket, \
+        f"got no ticket with {version}"
+    home = serving_thread(d, first)
+    assert home is not None, "cannot tell which thread serves the session"
+    # Keep the first open and reconnect until a connection lands on the
+    # other thread; every one of them must resume.
+    others, kept = set(), [first]
+    for n in range(40):
+        c = connect(d, ctx, session=session)
+        kept.append(c)
+        assert c.sock.session_reused, \
+            f"connection {n} ({version}): got a full handshake, want " \
+            f"resumption"
+        tid = serving_thread(d, c)
+        if tid is not None and tid != home:
+            others.add(tid)
+            break
+        if len(kept) > 8:
+            kept.pop(1).close()
+    for c in kept:
+        c.close()
+    assert others, f"40 resumed connections, none on a thread other " \
+        f"than {home}"
+
+
+@pytest.mark.parametrize("version", sorted(VERSIONS))
+def test_reload_rotates_the_keys(authrelay, pki, version):
+    d = authrelay()
+    ctx = client_context(pki, version)
+    with connect(d, ctx) as c:
+        session = c.sock.session
+    with connect(d, ctx, session=session) as c:
+        assert c.sock.session_reused, "no resumption before the reload"
+    d.signal(signal.SIGHUP)
+    wait_log(d, "configuration reloaded")
+    with connect(d, ctx, session=session) as c:
+        assert not c.sock.session_reused, \
+            "a ticket from before the reload was accepted"
+        fresh = c.sock.session
+    with connect(d, ctx, session=fresh) as c:
+        assert c.sock.session_reused, "the new keys' tickets do not resume"
+
+
+def test_ticket_refused_after_its_lifetime(authrelay, pki):
+    d = authrelay(config={"tls": {"ticket_lifetime": "1s"}})
+    ctx = client_context(pki, "TLSv1.3")
+    with connect(d, ctx) as c:
+        session = c.sock.session
+        assert session.has_ticket
+    # One lifetime for the key to encrypt, one more to open: past both,
+    # the key is gone.
+    time.sleep(2.5)
+    with connect(d, ctx, session=session) as c:
+        assert not c.sock.session_reused, \
+            "a ticket past two lifetimes was accepted"
+
+
+@pytest.mark.parametrize("version", sorted(VERSIONS))
+def test_no_tickets_with_lifetime_zero(authrelay, pki, version):
+    d = authrelay(config={"tls": {"ticket_lifetime": "0"}})
+    ctx = client_context(pki, version)
+    with connect(d, ctx) as c:
+        session = c.sock.session
+        assert session is None or not session.has_ticket, \
+            "got a ticket with ticket_lifetime = 0"
+    with connect(d, ctx, session=session) as c:
+        assert not c.sock.session_reused
