@@ -162,7 +162,7 @@ else
 fi
 DAEMON=$WORK/authrelay
 WORKER=$WORK/authrelay-auth
-make -s -C "$here" OUT="$WORK" CFLAGS="-O2 -g -Wall -Wextra" >/dev/null ||
+make -s -f bench.mk -C "$here" OUT="$WORK" CFLAGS="-O2 -g -Wall -Wextra" >/dev/null ||
 	die "cannot build loadgen"
 LOADGEN=$WORK/loadgen
 
