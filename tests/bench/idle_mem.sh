@@ -5,7 +5,8 @@
 # N sessions opened by loadgen (-M idle: STARTTLS, AUTH PLAIN, then
 # nothing), and the network process's VmRSS, Pss and malloc's bytes in
 # use (glibc malloc_stats() called through gdb, all arenas) before and
-# while they are held.
+# while they are held (TRIM=1: also after malloc_trim(0), what glibc's
+# free lists hold between the sessions' objects).
 #
 #   AUTHRELAY_BUILDDIR=/tmp/bN tests/bench/idle_mem.sh [N [PORTS]]
 #
@@ -90,8 +91,12 @@ for _ in $(seq 1 3000); do	# up to 300 s
 	kill -0 "$lg" 2>/dev/null || break
 	sleep 0.1
 done
-sleep 1
+sleep "${SETTLE:-11}"	# the daemon trims its heap every 10 s
 m1=$(mem held)
+if [ "${TRIM:-0}" = 1 ]; then	# what malloc_trim(0) gives back
+	gdb -q -batch -p "$net" -ex 'call (int)malloc_trim(0)' >/dev/null 2>&1
+	echo "$(mem trimmed)"
+fi
 # a new session is served while they are held
 "${LG[@]}" -p "$((PORT + 1))" -c 1 -n 1 -m 1 -q > "$WORK/new.out" 2>&1
 newrc=$?
