@@ -122,7 +122,7 @@ def test_ten_thousand_idle_sessions_and_a_new_one_served(authrelay, smarthost,
         assert held >= N, f"after the new session: {held} fds, want >= {N}"
     finally:
         if lg.poll() is None:
-            lg.send_signal(signal.SIGTERM)  # QUIT on every session
+            lg.send_signal(signal.SIGUSR1)  # QUIT on every session
         try:
             rc = lg.wait(timeout=120)
         except subprocess.TimeoutExpired:
