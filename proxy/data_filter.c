@@ -458,10 +458,6 @@ static size_t body_span(struct data_filter *df, const char *p, size_t n)
 			return 0;
 		break;
 	case ST_MID:
-		/* after an unstuffed ".", a "." that begins the output line
-		 * gets stuffed again: the slow path's business */
-		if (df->out_bol && p[0] == '.')
-			return 0;
 		break;
 	default:
 		return 0;
@@ -470,6 +466,10 @@ static size_t body_span(struct data_filter *df, const char *p, size_t n)
 	if (k == 0)
 		return 0;
 	assert(!df->holding);
+	/* After an unstuffed "." (ST_DOT), a line whose content starts with
+	 * "." gets one more (RFC 5321 §4.5.2), as in line_out(). */
+	if (df->out_bol && p[0] == '.')
+		out_put(df, ".", 1);
 	out_put(df, p, k);
 	df->size += k;
 	if (p[k - 1] == '\n') {

@@ -106,8 +106,8 @@ char *line_reader_space(struct line_reader *lr, size_t *avail_r)
 	if (lr->start > 0 && lr->end == lr->cap) {
 		size_t n = lr->end - lr->start;
 
+		/* what stays behind is wiped with the rest on release */
 		memmove(lr->buf, lr->buf + lr->start, n);
-		explicit_bzero(lr->buf + n, lr->dirty - n);
 		lr->start = 0;
 		lr->end = n;
 	} else if (lr->start == lr->end) {
