@@ -55,6 +55,7 @@ struct conn {
 	bool read_wants_write;		/* SSL_read returned WANT_WRITE */
 	bool write_wants_read;		/* SSL_write returned WANT_READ */
 	struct line_reader in;
+	size_t in_size;			/* the input buffer's usual size */
 	char *out;
 	size_t out_off, out_len, out_cap;
 	conn_callback *cb;
@@ -112,6 +113,7 @@ struct conn *conn_new(sd_event *event, int fd, size_t in_cap, size_t max_line,
 	c->reading = true;
 	c->state = CONN_PLAIN;
 	line_reader_init(&c->in, in_cap, max_line);
+	c->in_size = in_cap;
 	if (sd_event_add_io(event, &c->io, fd, EPOLLIN, on_io, c) < 0 ||
 	    sd_event_add_defer(event, &c->defer, on_defer, c) < 0 ||
 	    sd_event_add_time_relative(event, &c->timer, CLOCK_MONOTONIC,
@@ -621,7 +623,9 @@ static void conn_idle_release(struct conn *c)
 		c->out = NULL;
 		c->out_off = c->out_len = c->out_cap = 0;
 	}
-	if (c->ssl == NULL || SSL_pending(c->ssl) == 0)
+	/* Not during DATA (a bigger buffer asked for): the stream goes on. */
+	if (c->in.next_cap == c->in_size &&
+	    (c->ssl == NULL || SSL_pending(c->ssl) == 0))
 		line_reader_release(&c->in);
 }
 
