@@ -56,6 +56,7 @@ struct conn {
 	bool read_wants_write;		/* SSL_read returned WANT_WRITE */
 	bool write_wants_read;		/* SSL_write returned WANT_READ */
 	struct line_reader in;
+	size_t in_size;			/* the input buffer's usual size */
 	char *out;
 	size_t out_off, out_len, out_cap;
 	conn_callback *cb;
@@ -113,6 +114,7 @@ struct conn *conn_new(sd_event *event, int fd, size_t in_cap, size_t max_line,
 	c->reading = true;
 	c->state = CONN_PLAIN;
 	line_reader_init(&c->in, in_cap, max_line);
+	c->in_size = in_cap;
 	if (sd_event_add_io(event, &c->io, fd, EPOLLIN, on_io, c) < 0 ||
 	    sd_event_add_defer(event, &c->defer, on_defer, c) < 0 ||
 	    sd_event_add_time_relative(event, &c->timer, CLOCK_MONOTONIC,
@@ -156,6 +158,13 @@ void conn_free(struct conn **cp)
 struct line_reader *conn_input(struct conn *c)
 {
 	return &c->in;
+}
+
+void conn_set_input_size(struct conn *c, size_t size)
+{
+	line_reader_set_size(&c->in, size);
+	if (c->reading)
+		conn_update_events(c);
 }
 
 void conn_write(struct conn *c, const void *data, size_t len)
@@ -578,36 +587,47 @@ static int conn_read(struct conn *c)
 	 * full the session must consume first; it asks for more with
 	 * conn_set_reading(). Re-arming regardless would spin this thread's
 	 * loop forever (a deferred source runs before anything else). */
-	if (c->ssl != NULL && c->reading && SSL_pending(c->ssl) > 0) {
-		size_t avail;
-
-		(void)line_reader_space(&c->in, &avail);
-		if (avail > 0)
-			schedule(c);
-	}
+	if (c->ssl != NULL && c->reading && SSL_pending(c->ssl) > 0 &&
+	    line_reader_room(&c->in) > 0)
+		schedule(c);
 	return got;
 }
 
 static void conn_update_events(struct conn *c)
 {
 	uint32_t ev = 0;
-	size_t avail;
 
 	if (c->state == CONN_HANDSHAKE) {
 		ev = c->handshake_events;
 	} else {
 		if (c->reading && !c->closing &&
-		    c->state != CONN_TLS_WAIT_FLUSH) {
-			(void)line_reader_space(&c->in, &avail);
-			if (avail > 0)
-				ev |= EPOLLIN;
-		}
+		    c->state != CONN_TLS_WAIT_FLUSH &&
+		    line_reader_room(&c->in) > 0)
+			ev |= EPOLLIN;
 		if (c->out_off < c->out_len || c->read_wants_write)
 			ev |= EPOLLOUT;
 		if (c->write_wants_read)
 			ev |= EPOLLIN;
 	}
 	sd_event_source_set_io_events(c->io, ev);
+}
+
+/* Between commands a connection holds no I/O buffer of its own (with
+ * SSL_MODE_RELEASE_BUFFERS, OpenSSL holds none of its either): idle
+ * sessions are what a server mostly keeps. */
+static void conn_idle_release(struct conn *c)
+{
+	if (c->state != CONN_PLAIN && c->state != CONN_TLS)
+		return;
+	if (c->out_off == c->out_len && c->out != NULL) {
+		free(c->out);
+		c->out = NULL;
+		c->out_off = c->out_len = c->out_cap = 0;
+	}
+	/* Not during DATA (a bigger buffer asked for): the stream goes on. */
+	if (c->in.next_cap == c->in_size &&
+	    (c->ssl == NULL || SSL_pending(c->ssl) == 0))
+		line_reader_release(&c->in);
 }
 
 static void conn_run(struct conn *c)
@@ -676,5 +696,6 @@ static void conn_run(struct conn *c)
 			return;
 		}
 	}
+	conn_idle_release(c);
 	conn_update_events(c);
 }

@@ -35,6 +35,9 @@ struct conn *conn_new(sd_event *event, int fd, size_t in_cap, size_t max_line,
 void conn_free(struct conn **c);
 
 struct line_reader *conn_input(struct conn *c);
+/* The input buffer's size (bigger for DATA: fewer, larger reads);
+ * line_reader_set_size() says when it takes effect. */
+void conn_set_input_size(struct conn *c, size_t size);
 
 /* Queue output; bounded by the caller (replies are small and a session
  * stops reading while output is pending past conn_output_full()). A

@@ -10,8 +10,9 @@
 void line_reader_init(struct line_reader *lr, size_t cap, size_t max_line)
 {
 	assert(cap > max_line + 2);
-	lr->buf = xmalloc(cap);
-	lr->cap = cap;
+	lr->buf = NULL;
+	lr->cap = lr->next_cap = cap;
+	lr->dirty = 0;
 	lr->start = lr->end = 0;
 	lr->max_line = max_line;
 	lr->discarding = false;
@@ -41,24 +42,72 @@ static char *line_end(const struct line_reader *lr, char *p, size_t avail)
 	}
 }
 
-void line_reader_free(struct line_reader *lr)
+static void buf_free(struct line_reader *lr)
 {
 	if (lr->buf != NULL) {
 		/* It may have held an AUTH line. */
-		explicit_bzero(lr->buf, lr->cap);
+		explicit_bzero(lr->buf, lr->dirty);
 		free(lr->buf);
 	}
 	lr->buf = NULL;
-	lr->cap = lr->start = lr->end = 0;
+	lr->dirty = 0;
+}
+
+void line_reader_free(struct line_reader *lr)
+{
+	buf_free(lr);
+	lr->cap = lr->next_cap = lr->start = lr->end = 0;
+}
+
+void line_reader_release(struct line_reader *lr)
+{
+	if (lr->start != lr->end)
+		return;
+	buf_free(lr);
+	lr->start = lr->end = 0;
+	lr->cap = lr->next_cap;
+}
+
+void line_reader_set_size(struct line_reader *lr, size_t cap)
+{
+	assert(cap > lr->max_line + 2);
+	lr->next_cap = cap;
+	if (lr->buf == NULL) {
+		lr->cap = cap;
+	} else if (cap > lr->cap) {
+		/* not realloc: the old copy is wiped */
+		char *buf = xmalloc(cap);
+		size_t n = lr->end - lr->start;
+
+		memcpy(buf, lr->buf + lr->start, n);
+		buf_free(lr);
+		lr->buf = buf;
+		lr->cap = cap;
+		lr->start = 0;
+		lr->end = lr->dirty = n;
+	}
+}
+
+size_t line_reader_room(const struct line_reader *lr)
+{
+	if (lr->start == lr->end)
+		return lr->cap;
+	if (lr->start > 0 && lr->end == lr->cap)
+		return lr->cap - (lr->end - lr->start);
+	return lr->cap - lr->end;
 }
 
 char *line_reader_space(struct line_reader *lr, size_t *avail_r)
 {
+	if (lr->buf == NULL) {
+		lr->buf = xmalloc(lr->cap);
+		lr->start = lr->end = lr->dirty = 0;
+	}
 	if (lr->start > 0 && lr->end == lr->cap) {
 		size_t n = lr->end - lr->start;
 
+		/* what stays behind is wiped with the rest on release */
 		memmove(lr->buf, lr->buf + lr->start, n);
-		explicit_bzero(lr->buf + n, lr->cap - n);
 		lr->start = 0;
 		lr->end = n;
 	} else if (lr->start == lr->end) {
@@ -72,11 +121,15 @@ void line_reader_commit(struct line_reader *lr, size_t n)
 {
 	assert(n <= lr->cap - lr->end);
 	lr->end += n;
+	if (lr->end > lr->dirty)
+		lr->dirty = lr->end;
 }
 
 enum line_status line_reader_next(struct line_reader *lr, char **line_r,
 				  size_t *len_r)
 {
+	if (lr->buf == NULL)
+		return LINE_NONE;
 	for (;;) {
 		char *p = lr->buf + lr->start;
 		size_t avail = lr->end - lr->start;
@@ -122,7 +175,7 @@ size_t line_reader_pending(const struct line_reader *lr)
 const char *line_reader_peek(const struct line_reader *lr, size_t *len_r)
 {
 	*len_r = lr->end - lr->start;
-	return lr->buf + lr->start;
+	return lr->buf != NULL ? lr->buf + lr->start : "";
 }
 
 void line_reader_consume(struct line_reader *lr, size_t n)
@@ -135,7 +188,8 @@ void line_reader_consume(struct line_reader *lr, size_t n)
 
 void line_reader_clear(struct line_reader *lr)
 {
-	explicit_bzero(lr->buf, lr->cap);
+	if (lr->buf != NULL)
+		explicit_bzero(lr->buf, lr->dirty);
 	lr->start = lr->end = 0;
 	lr->discarding = false;
 	lr->discard_cr = false;

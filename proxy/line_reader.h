@@ -12,8 +12,10 @@
 enum line_status { LINE_NONE, LINE_OK, LINE_TOO_LONG };
 
 struct line_reader {
-	char *buf;
+	char *buf;		/* NULL until input comes, and after a release */
 	size_t cap;		/* buffer size */
+	size_t next_cap;	/* the size after the next release */
+	size_t dirty;		/* octets of buf ever written: wiped on release */
 	size_t start, end;	/* unconsumed data is buf[start..end) */
 	size_t max_line;	/* longest line content accepted, without CRLF */
 	bool discarding;	/* inside an over-long line, dropping to LF */
@@ -21,9 +23,21 @@ struct line_reader {
 	bool discard_cr;	/* discarding, and the last octet was CR */
 };
 
-/* cap must be > max_line + 2. */
+/* cap must be > max_line + 2. The buffer is allocated when input first
+ * comes (line_reader_space). */
 void line_reader_init(struct line_reader *lr, size_t cap, size_t max_line);
 void line_reader_free(struct line_reader *lr);
+
+/* An idle connection holds no buffer: when nothing is buffered, the
+ * buffer is wiped and freed (the next line_reader_space allocates it
+ * again). Nothing returned by line_reader_next or _peek stays valid. */
+void line_reader_release(struct line_reader *lr);
+/* Another buffer size (> max_line + 2): bigger reads for DATA. Growing
+ * keeps what is buffered; shrinking takes effect at the next release
+ * (the buffer may hold more than the new size). */
+void line_reader_set_size(struct line_reader *lr, size_t cap);
+/* What line_reader_space would offer, without allocating. */
+size_t line_reader_room(const struct line_reader *lr);
 
 /* RFC 5321 §2.3.8: only CR LF ends a line; a bare LF is then part of
  * the line (for the caller to refuse, as it refuses a bare CR). Off by

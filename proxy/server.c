@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -113,12 +114,20 @@ static void session_gone(struct smtp_session *s, void *ctx)
  * only while every counter moves, so a stuck serving thread gets the
  * service restarted rather than hidden by a healthy main loop. */
 #define HEARTBEAT_USEC (USEC_PER_SEC / 10)
+#define TRIM_EVERY_BEATS 100	/* 10 s */
 
 static int on_beat(sd_event_source *src, uint64_t usec, void *userdata)
 {
 	struct server_thread *t = userdata;
 
-	atomic_fetch_add(&t->beats, 1);
+	/* glibc keeps the memory freed between the objects that sessions
+	 * keep (a TLS handshake leaves about 9 KiB of holes around every
+	 * idle session's SSL object): whole free pages go back to the
+	 * system now and then, from one thread (malloc_trim covers every
+	 * arena). */
+	if (atomic_fetch_add(&t->beats, 1) % TRIM_EVERY_BEATS == 0 &&
+	    t->index == 0)
+		(void)malloc_trim(0);
 	sd_event_source_set_time_relative(src, HEARTBEAT_USEC);
 	sd_event_source_set_enabled(src, SD_EVENT_ONESHOT);
 	return 0;

@@ -22,7 +22,6 @@
 #include "strbuf.h"
 #include "xalloc.h"
 
-#define SESSION_INPUT_BUF (SMTP_AUTH_LINE_MAX + 256)
 /* Commands handled per turn of the loop, for fairness between sessions. */
 #define SESSION_COMMANDS_PER_RUN 64
 /* How long a 421 may take to reach a client before we hang up anyway. */

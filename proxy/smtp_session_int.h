@@ -30,6 +30,11 @@
  * carry at most a 256-octet name and a 1024-octet password, so 4096
  * bounds every valid one. */
 #define SMTP_AUTH_LINE_MAX 4096
+/* The client connection's input buffer, and its size during DATA: four
+ * full TLS records (RFC 8446 §5.1: 2^14 octets) per read turn, and one
+ * data filter pass and one upstream write for all of them. */
+#define SESSION_INPUT_BUF (SMTP_AUTH_LINE_MAX + 256)
+#define SESSION_DATA_BUF (64 * 1024)
 
 /* A command as the audit records name it: a RCPT or MAIL line whole
  * (RFC 5321 §4.5.3.1.4: 512 octets), a longer one cut. */

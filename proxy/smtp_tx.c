@@ -445,6 +445,7 @@ static void data_begin(struct smtp_session *s)
 	tx->relay_lost = false;
 	tx->data_start = session_now(s);
 	s->state = S_DATA;
+	conn_set_input_size(s->conn, SESSION_DATA_BUF);
 	session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
 }
 
@@ -481,6 +482,7 @@ static void data_ended(struct smtp_session *s, enum data_filter_status st)
 	const char *why;
 
 	s->state = S_CMD;
+	conn_set_input_size(s->conn, SESSION_INPUT_BUF);
 	session_audit_command_is(s, "END-OF-MESSAGE");
 	conn_set_deadline(s->conn, s->cfg->command_timeout_usec);
 	if (tx->relay_lost) {

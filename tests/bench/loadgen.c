@@ -8,7 +8,8 @@
  *              dot-stuffed CRLF body, "."), QUIT.
  *   plain      the same without TLS and AUTH (a bare smarthost baseline).
  *   idle       open -c sessions up to a successful AUTH, hold them -T
- *              seconds, then QUIT. Prints "IDLE_READY ..." once all are
+ *              seconds (or until SIGUSR1), then QUIT. Prints
+ *              "IDLE_READY ..." once all are
  *              open (for measuring the server's memory per session).
  *   handshake  connect, TLS handshake (implicit TLS), close: the TLS
  *              handshake rate of whatever listens.
@@ -149,6 +150,7 @@ static unsigned n_errkeys;
 static unsigned long errors_total;
 
 static volatile sig_atomic_t interrupted;
+static volatile sig_atomic_t hold_over;	/* idle: SIGUSR1 ends the hold */
 
 static double now(void)
 {
@@ -997,6 +999,12 @@ static double parse_num(const char *s, const char *what)
 	return v;
 }
 
+static void on_hold_over(int sig)
+{
+	(void)sig;
+	hold_over = 1;
+}
+
 static void on_signal(int sig)
 {
 	(void)sig;
@@ -1122,6 +1130,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
+	signal(SIGUSR1, on_hold_over);
 
 	{
 		unsigned char raw[600];
@@ -1226,7 +1235,7 @@ int main(int argc, char **argv)
 					t_hard = t + hold_secs + grace;
 				}
 				if (t_ready > 0 && !idle_quitting &&
-				    t - t_ready >= hold_secs) {
+				    (t - t_ready >= hold_secs || hold_over)) {
 					idle_quitting = true;
 					stopping = true;
 					for (unsigned i = 0; i < conc; i++) {

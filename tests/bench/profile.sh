@@ -34,14 +34,8 @@ LIBDIR=/usr/lib/x86_64-linux-gnu
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; }
 trap cleanup EXIT
-mkdir -p "$WORK/pam.d" && chmod 1777 "$WORK"
-gcc -O2 -g -Wall -Wextra -o "$WORK/loadgen" "$here/loadgen.c" -lssl -lcrypto || exit 1
-openssl req -x509 -newkey rsa:2048 -nodes -days 3 -subj /CN=localhost \
-	-keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
-echo "alice:Al1ce-bench-secret:authrelay" > "$WORK/passdb"
-printf 'auth required %s passdb=%s\naccount required %s passdb=%s\n' \
-	"$LIBDIR/pam_wrapper/pam_matrix.so" "$WORK/passdb" \
-	"$LIBDIR/pam_wrapper/pam_matrix.so" "$WORK/passdb" > "$WORK/pam.d/authrelay"
+. "$here/lib.sh"
+bench_setup "$WORK" || exit 1
 cat > "$WORK/d.conf" <<CONF
 [server]
 hostname = bench.example

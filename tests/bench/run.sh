@@ -162,7 +162,7 @@ else
 fi
 DAEMON=$WORK/authrelay
 WORKER=$WORK/authrelay-auth
-make -s -C "$here" OUT="$WORK" CFLAGS="-O2 -g -Wall -Wextra" >/dev/null ||
+make -s -f bench.mk -C "$here" OUT="$WORK" CFLAGS="-O2 -g -Wall -Wextra" >/dev/null ||
 	die "cannot build loadgen"
 LOADGEN=$WORK/loadgen
 
@@ -244,8 +244,21 @@ stop_daemon() {
 	stop_pid "${DPID[$1]}" "authrelay $1"
 	unset "DPID[$1]"
 }
-rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
-hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+# The network process (the supervisor's child titled "authrelay: network")
+# holds the sessions; the supervisor's own memory does not grow with them.
+net_pid() {
+	local kid
+	for kid in $(pgrep -P "$1" 2>/dev/null); do
+		if tr '\0' ' ' < "/proc/$kid/cmdline" 2>/dev/null |
+			grep -q '^authrelay: network'; then
+			echo "$kid"
+			return
+		fi
+	done
+	echo "$1"
+}
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$(net_pid "$1")/status" 2>/dev/null || echo 0; }
+hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$(net_pid "$1")/status" 2>/dev/null || echo 0; }
 
 # --------------------------------------------------------------------------
 # Servers

@@ -1,5 +1,6 @@
 #include "autoconf.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,6 +9,8 @@
 
 /* Feed input in chunks of `chunk` octets and collect what comes out:
  * lines as "L:<text>" and over-long lines as "TOO_LONG", joined by '|'. */
+static bool release_between;	/* line_reader_release after each batch */
+
 static void run(const char *input, size_t len, size_t chunk, size_t cap,
 		size_t max_line, char *out, size_t outsize)
 {
@@ -30,6 +33,8 @@ static void run(const char *input, size_t len, size_t chunk, size_t cap,
 				snprintf(out + used, outsize - used, "L:%.*s|",
 					 (int)n, line);
 		}
+		if (release_between)
+			line_reader_release(&lr);
 		if (off >= len)
 			break;
 		size_t avail;
@@ -72,16 +77,21 @@ int main(void)
 	};
 	char out[4096];
 
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		/* Every split of the input must give the same lines. */
-		for (size_t chunk = 1; chunk <= strlen(cases[i].input);
+	/* Every split of the input must give the same lines, whether the
+	 * buffer is released whenever it is empty (an idle connection) or
+	 * kept. */
+	for (size_t i = 0; i < 2 * sizeof(cases) / sizeof(cases[0]); i++) {
+		size_t c = i % (sizeof(cases) / sizeof(cases[0]));
+
+		release_between = i >= sizeof(cases) / sizeof(cases[0]);
+		for (size_t chunk = 1; chunk <= strlen(cases[c].input);
 		     chunk++) {
-			run(cases[i].input, strlen(cases[i].input), chunk,
-			    cases[i].max_line + 8, cases[i].max_line, out,
+			run(cases[c].input, strlen(cases[c].input), chunk,
+			    cases[c].max_line + 8, cases[c].max_line, out,
 			    sizeof(out));
-			CHECK(strcmp(out, cases[i].want) == 0,
-			      "%s (chunk %zu): got \"%s\", want \"%s\"",
-			      cases[i].name, chunk, out, cases[i].want);
+			CHECK(strcmp(out, cases[c].want) == 0,
+			      "%s (chunk %zu, release %d): got \"%s\", want \"%s\"",
+			      cases[c].name, chunk, release_between, out, cases[c].want);
 		}
 	}
 
@@ -129,6 +139,40 @@ int main(void)
 		CHECK_INT(line_reader_next(&lr, &line, &n), LINE_NONE,
 			  "after clear");
 		CHECK_INT(line_reader_pending(&lr), 0, "pending after clear");
+		line_reader_free(&lr);
+	}
+	/* Idle: released, nothing held; the next input allocates again.
+	 * DATA: a bigger buffer keeps what is buffered; going back to the
+	 * command size waits for the buffer to empty. */
+	{
+		struct line_reader lr;
+		size_t avail;
+		char *line, *p;
+		size_t n;
+
+		line_reader_init(&lr, 64, 32);
+		CHECK(lr.buf == NULL, "a new reader holds no buffer");
+		CHECK_INT(line_reader_room(&lr), 64, "room before any input");
+		p = line_reader_space(&lr, &avail);
+		CHECK_INT(avail, 64, "space when first asked");
+		memcpy(p, "NOOP\r\nDATA\r\nSubj", 16);
+		line_reader_commit(&lr, 16);
+		CHECK_INT(line_reader_next(&lr, &line, &n), LINE_OK, "NOOP");
+		line_reader_release(&lr);
+		CHECK(lr.buf != NULL, "released while holding input");
+		line_reader_set_size(&lr, 4096);
+		CHECK_INT(lr.cap, 4096, "grown at once");
+		CHECK_INT(line_reader_next(&lr, &line, &n), LINE_OK, "DATA");
+		CHECK_STR(line, "DATA", "the line after growing");
+		CHECK_INT(line_reader_pending(&lr), 4, "octets kept on growing");
+		line_reader_set_size(&lr, 64);
+		CHECK_INT(lr.cap, 4096, "shrinking waits for a release");
+		line_reader_consume(&lr, 4);
+		line_reader_release(&lr);
+		CHECK(lr.buf == NULL, "released once empty");
+		CHECK_INT(line_reader_room(&lr), 64, "shrunk on release");
+		CHECK_INT(line_reader_next(&lr, &line, &n), LINE_NONE,
+			  "no line from a released reader");
 		line_reader_free(&lr);
 	}
 	return test_done("test_line_reader");
