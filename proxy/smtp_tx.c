@@ -123,6 +123,18 @@ static void on_relay_reply(struct smtp_session *s, enum relay_pending p,
 			reply_relayed(s, rep);
 			break;
 		}
+		if (tx == NULL || tx->n_rcpt == 0) {
+			/* DATA went upstream pipelined behind recipients that
+			 * were all refused, and the smarthost said 354 anyway
+			 * (RFC 2920 §3.1 says it must not): the client gets
+			 * what it would have got without pipelining, and the
+			 * connection is dropped so that nothing is kept. */
+			relay_abort(&s->relay);
+			smtp_tx_free(&s->tx);
+			metrics_message_refused(METRICS_REFUSED_SMARTHOST);
+			session_reply(s, "554 5.5.1 No valid recipients");
+			break;
+		}
 		data_begin(s);
 		break;
 	case P_DOT:
@@ -184,7 +196,9 @@ static void on_relay_event(struct relay *r, enum relay_event ev,
 		else
 			session_reply(s, "451 4.4.1 Smarthost unavailable, try "
 				      "again later");
-		smtp_pipe_fail(s, "451 4.4.1 Smarthost unavailable, try "
+		/* The commands pipelined behind it get what they would
+		 * have got had they come after the loss (relay_gone). */
+		smtp_pipe_fail(s, "451 4.4.1 Smarthost connection lost, try "
 			       "again later\r\n");
 		break;
 	case RELAY_EV_REPLY:

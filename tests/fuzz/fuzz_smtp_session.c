@@ -50,6 +50,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <string.h>
@@ -201,6 +202,7 @@ struct sh_conn {
 	bool bol, dot, cr;
 	unsigned match;
 	bool reject;
+	unsigned rcpts;		/* accepted in this transaction */
 };
 
 static void sh_free(struct sh_conn *c)
@@ -267,6 +269,7 @@ static bool sh_command(struct sh_conn *c, const char *l)
 			"250-SMTPUTF8\r\n250-SIZE 10240\r\n"
 			"250 PIPELINING\r\n");
 	} else if (strncasecmp(l, "MAIL FROM:", 10) == 0) {
+		c->rcpts = 0;
 		sh_send(c, strstr(l, "bad") != NULL ?
 			"553 5.1.8 Sender refused\r\n" :
 			"250 2.1.0 Sender ok\r\n");
@@ -277,11 +280,18 @@ static bool sh_command(struct sh_conn *c, const char *l)
 			sh_free(c);
 			return false;
 		}
+		if (strncasecmp(p, "no", 2) != 0 &&
+		    strncasecmp(p, "tmp", 3) != 0)
+			c->rcpts++;
 		sh_send(c, strncasecmp(p, "no", 2) == 0 ?
 			"550 5.1.1 No such user\r\n" :
 			strncasecmp(p, "tmp", 3) == 0 ?
 			"451 4.2.0 Try later\r\n" :
 			"250 2.1.5 Recipient ok\r\n");
+	} else if (strcasecmp(l, "DATA") == 0 && c->rcpts == 0) {
+		/* RFC 2920 §3.1: DATA pipelined behind recipients that
+		 * were all refused is refused. */
+		sh_send(c, "554 5.5.1 No valid recipients\r\n");
 	} else if (strcasecmp(l, "DATA") == 0) {
 		c->data = true;
 		c->bol = true;
@@ -289,6 +299,7 @@ static bool sh_command(struct sh_conn *c, const char *l)
 		c->match = 0;
 		sh_send(c, "354 Go ahead\r\n");
 	} else if (strcasecmp(l, "RSET") == 0) {
+		c->rcpts = 0;
 		sh_send(c, "250 2.0.0 Reset\r\n");
 	} else if (strcasecmp(l, "QUIT") == 0) {
 		sh_send(c, "221 2.0.0 Bye\r\n");
@@ -354,6 +365,11 @@ static int on_sh_accept(sd_event_source *src, int fd, uint32_t revents,
 
 	if (cfd < 0)
 		return 0;
+	/* Replies to pipelined commands are separate small writes: without
+	 * this, Nagle holds the second one back for a delayed ACK, and the
+	 * loop looks settled while a reply is still on its way. */
+	(void)setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 },
+			 sizeof(int));
 	c = xcalloc(1, sizeof(*c));
 	c->fd = cfd;
 	if (sd_event_add_io(ev, &c->io, cfd, EPOLLIN, on_sh_io, c) < 0) {
