@@ -382,7 +382,9 @@ static void start_session(struct sess *s)
 {
 	struct sockaddr_in sin;
 	int one = 1, r;
-	unsigned port = ports[next_port++ % n_ports];
+	/* -S: a slot keeps its port (a server's ticket key is its own) */
+	unsigned port = resume ? ports[(size_t)(s - sessions) % n_ports]
+			       : ports[next_port++ % n_ports];
 	struct epoll_event e;
 
 	uint32_t gen = s->gen;	/* kept: stale events are told apart by it */
@@ -861,10 +863,13 @@ static void drive(struct sess *s, uint32_t revents)
 					resumed++;
 				if (mode == MODE_HANDSHAKE) {
 					after_setup(s);
-					if (resume && !s->got_ticket) {
-						/* the ticket follows the
+					if (resume && !s->got_ticket &&
+					    !SSL_session_reused(s->ssl)) {
+						/* the ticket follows a full
 						 * handshake: read until it
-						 * came */
+						 * came (a resumed one keeps
+						 * its ticket if no new one
+						 * comes) */
 						s->phase = PH_TICKET;
 						continue;
 					}
