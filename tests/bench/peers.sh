@@ -331,20 +331,21 @@ fi
 
 # (/proc/PID/stat read with cat: a process may be gone between the glob
 # and the read)
-# ticks of the trees rooted at the given pids (self + reaped children)
+# ticks of the trees rooted at the given pids (self + reaped children):
+# "total user system"
 tree_ticks() {
 	awk -v roots="$*" '
 	{
 		pid = $1; line = $0; sub(/^.*\) /, "", line); split(line, f, " ")
-		ppid[pid] = f[2]; t[pid] = f[12] + f[13] + f[14] + f[15]
+		ppid[pid] = f[2]; u[pid] = f[12] + f[14]; k[pid] = f[13] + f[15]
 	}
 	END {
 		split(roots, r, " "); for (i in r) in_tree[r[i]] = 1
 		do { added = 0
 			for (p in ppid) if (!(p in in_tree) && (ppid[p] in in_tree)) { in_tree[p] = 1; added = 1 }
 		} while (added)
-		for (p in in_tree) s += t[p]
-		print s + 0
+		for (p in in_tree) { su += u[p]; sk += k[p] }
+		print su + sk, su + 0, sk + 0
 	}' < <(cat /proc/[0-9]*/stat 2>/dev/null)
 }
 tree_pids() {
@@ -378,14 +379,14 @@ hwm_net() {	# VmHWM of authrelay's network process (KiB)
 }
 
 # run SCEN SERVER UNIT loadgen-args: one run; appends to res/SCEN
-# "cpu_ms_per_unit slapd_ms_per_unit rate errors resumed"
+# "cpu_ms_per_unit slapd_ms_per_unit rate errors resumed user_ms sys_ms"
 run() {
-	local scen=$1 srv=$2 unit=$3 out t0 t1 l0 l1 n el
+	local scen=$1 srv=$2 unit=$3 out t0 t1 l0 l1 n el u0 u1 k0 k1
 	shift 3
-	t0=$(tree_ticks ${SRV[$srv]}); l0=$(tree_ticks "$SLAPD")
+	read -r t0 u0 k0 < <(tree_ticks ${SRV[$srv]}); read -r l0 _ < <(tree_ticks "$SLAPD")
 	out=$(timeout $((DUR + 60)) "$LOADGEN" "$@" -d "$DUR" -t 20 -G 30 -q 2>>"$WORK/res/$scen.err" |
 		grep '^RESULT')
-	t1=$(tree_ticks ${SRV[$srv]}); l1=$(tree_ticks "$SLAPD")
+	read -r t1 u1 k1 < <(tree_ticks ${SRV[$srv]}); read -r l1 _ < <(tree_ticks "$SLAPD")
 	echo "$out" >> "$WORK/res/$scen.out"
 	val() { echo "$out" | grep -o " $1=[^ ]*" | cut -d= -f2; }
 	el=$(val elapsed)
@@ -396,8 +397,10 @@ run() {
 	esac
 	awk -v t=$((t1 - t0)) -v l=$((l1 - l0)) -v hz="$HZ" -v n="${n:-0}" \
 		-v el="${el:-0}" -v e="$(val errors)" -v rs="$(val resumed)" \
-		'BEGIN { if (n <= 0) { print "nan nan 0", e, rs; exit }
-		printf "%.4f %.4f %.1f %s %s\n", t / hz * 1000 / n, l / hz * 1000 / n, n / el, e, rs }' \
+		-v us=$((u1 - u0)) -v ks=$((k1 - k0)) \
+		'BEGIN { if (n <= 0) { print "nan nan 0", e, rs, "nan nan"; exit }
+		printf "%.4f %.4f %.1f %s %s %.4f %.4f\n", t / hz * 1000 / n, l / hz * 1000 / n,
+			n / el, e, rs, us / hz * 1000 / n, ks / hz * 1000 / n }' \
 		>> "$WORK/res/$scen"
 }
 
@@ -478,8 +481,8 @@ runs() { awk '{ printf "%s%s", (NR > 1 ? " " : ""), $1 } END { print "" }' "$WOR
 errs() { awk '{ s += $4 } END { print s + 0 }' "$WORK/res/$1" 2>/dev/null; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0 || a == "n/a") print "n/a"; else printf "%.2f", a / b }'; }
 line() {	# label scen unit
-	printf '  %-44s %8s ms/%s  (runs: %s; %s/s; slapd %s ms; errors %s%s)\n' "$1" \
-		"$(med "$2" 1)" "$3" "$(runs "$2")" "$(med "$2" 3)" "$(med "$2" 2)" \
+	printf '  %-44s %8s ms/%s  (user %s, system %s; runs: %s; %s/s; slapd %s ms; errors %s%s)\n' "$1" \
+		"$(med "$2" 1)" "$3" "$(med "$2" 6)" "$(med "$2" 7)" "$(runs "$2")" "$(med "$2" 3)" "$(med "$2" 2)" \
 		"$(errs "$2")" "$(awk '$5 > 0 { r = 1 } END { if (r) printf "; resumed" }' "$WORK/res/$2" 2>/dev/null)"
 }
 {
