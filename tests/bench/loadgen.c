@@ -59,7 +59,8 @@ static const char *const expect_names[] = {
 	"RCPT", "DATA", "DOT", "QUIT",
 };
 
-enum phase { PH_FREE, PH_CONNECTING, PH_HANDSHAKE, PH_ACTIVE, PH_HOLD };
+enum phase { PH_FREE, PH_CONNECTING, PH_HANDSHAKE, PH_ACTIVE, PH_HOLD,
+	     PH_TICKET };
 
 #define IN_CAP 4096
 #define CMD_CAP 1536
@@ -82,6 +83,7 @@ struct sess {
 	bool want_out;		/* the last I/O call would block on writing */
 	bool again;		/* on the again list */
 	bool counted_setup;	/* in n_in_setup */
+	bool got_ticket;	/* -S: a session ticket arrived */
 	char in[IN_CAP];
 	size_t in_len;
 	char cmd[CMD_CAP];
@@ -123,6 +125,11 @@ static bool verbose;	/* -v: trace every step to stderr */
 /* State */
 static int ep = -1;
 static SSL_CTX *tls_ctx;
+/* -S: the last session ticket of each slot, offered on the slot's next
+ * connection (a client that reconnects), and how many were resumed. */
+static bool resume;
+static SSL_SESSION **saved_sess;
+static unsigned long resumed;
 static struct sess *sessions;
 static struct sess **again, **again_snap;
 static unsigned n_again;
@@ -375,7 +382,9 @@ static void start_session(struct sess *s)
 {
 	struct sockaddr_in sin;
 	int one = 1, r;
-	unsigned port = ports[next_port++ % n_ports];
+	/* -S: a slot keeps its port (a server's ticket key is its own) */
+	unsigned port = resume ? ports[(size_t)(s - sessions) % n_ports]
+			       : ports[next_port++ % n_ports];
 	struct epoll_event e;
 
 	uint32_t gen = s->gen;	/* kept: stale events are told apart by it */
@@ -428,7 +437,25 @@ static void start_tls(struct sess *s)
 		die("SSL_new failed");
 	SSL_set_connect_state(s->ssl);
 	(void)SSL_set_tlsext_host_name(s->ssl, "localhost");
+	if (resume) {
+		SSL_set_app_data(s->ssl, s);
+		if (saved_sess[s - sessions] != NULL)
+			(void)SSL_set_session(s->ssl, saved_sess[s - sessions]);
+	}
 	s->phase = PH_HANDSHAKE;
+}
+
+/* -S: keep the newest ticket of the slot (the callback owns it: 1). */
+static int on_new_session(SSL *ssl, SSL_SESSION *sess)
+{
+	struct sess *s = SSL_get_app_data(ssl);
+
+	if (s == NULL)
+		return 0;
+	SSL_SESSION_free(saved_sess[s - sessions]);
+	saved_sess[s - sessions] = sess;
+	s->got_ticket = true;
+	return 1;
 }
 
 /* >0 octets, 0 would block (want_out set), -1 error, -2 EOF. */
@@ -777,6 +804,8 @@ static const char *current_stage(const struct sess *s)
 		return "tls-handshake";
 	case PH_HOLD:
 		return "idle";
+	case PH_TICKET:
+		return "ticket";
 	default:
 		return expect_names[s->xn ? s->xq[s->xhead] : X_NONE];
 	}
@@ -830,8 +859,20 @@ static void drive(struct sess *s, uint32_t revents)
 					fprintf(stderr, "[%ld] +%.3f ms TLS up\n",
 						(long)(s - sessions),
 						(s->t_progress - s->t_start) * 1e3);
+				if (resume && SSL_session_reused(s->ssl))
+					resumed++;
 				if (mode == MODE_HANDSHAKE) {
 					after_setup(s);
+					if (resume && !s->got_ticket &&
+					    !SSL_session_reused(s->ssl)) {
+						/* the ticket follows a full
+						 * handshake: read until it
+						 * came (a resumed one keeps
+						 * its ticket if no new one
+						 * comes) */
+						s->phase = PH_TICKET;
+						continue;
+					}
 					sess_close(s, true);
 					return;
 				}
@@ -868,6 +909,25 @@ static void drive(struct sess *s, uint32_t revents)
 				sess_fail(s, "idle:reply-%.3s", buf);
 			else
 				sess_fail(s, "idle:%s", n == -2 ? "eof" : "error");
+			return;
+		}
+		case PH_TICKET: {
+			char buf[512];
+			ssize_t n = io_read(s, buf, sizeof(buf));
+
+			if (s->got_ticket) {
+				sess_close(s, true);
+				return;
+			}
+			if (n >= 0) {	/* data (a greeting) or would block */
+				if (n == 0) {
+					set_events(s, s->want_out ? EPOLLOUT
+								  : EPOLLIN);
+					return;
+				}
+				continue;
+			}
+			sess_fail(s, "ticket:%s", n == -2 ? "eof" : "error");
 			return;
 		}
 		case PH_ACTIVE:
@@ -975,6 +1035,8 @@ static void usage(void)
 		"  -s OCTETS message size (default 10240)\n"
 		"  -i        implicit TLS (port 465 style) instead of STARTTLS\n"
 		"  -L        pipeline MAIL/RCPT/DATA when PIPELINING is offered\n"
+		"  -S        TLS session resumption: each slot offers the last\n"
+		"            ticket it got (handshake mode waits for it)\n"
 		"  -u USER -w PASSWORD   AUTH PLAIN credentials\n"
 		"  -f FROM   envelope and From: address (default USER@example.com)\n"
 		"  -r RCPT   recipient (default bob@example.com)\n"
@@ -1018,7 +1080,7 @@ int main(int argc, char **argv)
 	char from_buf[512];
 	struct rlimit rl;
 
-	while ((opt = getopt(argc, argv, "M:h:p:c:d:n:m:s:iLu:w:f:r:T:R:t:G:qv")) != -1) {
+	while ((opt = getopt(argc, argv, "M:h:p:c:d:n:m:s:iLSu:w:f:r:T:R:t:G:qv")) != -1) {
 		switch (opt) {
 		case 'M': {
 			bool found = false;
@@ -1070,6 +1132,9 @@ int main(int argc, char **argv)
 			break;
 		case 'L':
 			pipelining = true;
+			break;
+		case 'S':
+			resume = true;
 			break;
 		case 'u':
 			user = optarg;
@@ -1154,8 +1219,14 @@ int main(int argc, char **argv)
 	SSL_CTX_set_min_proto_version(tls_ctx, TLS1_2_VERSION);
 	SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_NONE, NULL);
 	/* Every session a full handshake, as a new client would do. */
-	SSL_CTX_set_session_cache_mode(tls_ctx, SSL_SESS_CACHE_OFF);
-	SSL_CTX_set_options(tls_ctx, SSL_OP_NO_TICKET);
+	if (resume) {
+		SSL_CTX_set_session_cache_mode(tls_ctx, SSL_SESS_CACHE_CLIENT |
+					       SSL_SESS_CACHE_NO_INTERNAL_STORE);
+		SSL_CTX_sess_set_new_cb(tls_ctx, on_new_session);
+	} else {
+		SSL_CTX_set_session_cache_mode(tls_ctx, SSL_SESS_CACHE_OFF);
+		SSL_CTX_set_options(tls_ctx, SSL_OP_NO_TICKET);
+	}
 	SSL_CTX_set_mode(tls_ctx, SSL_MODE_RELEASE_BUFFERS |
 			 SSL_MODE_ENABLE_PARTIAL_WRITE |
 			 SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
@@ -1167,10 +1238,11 @@ int main(int argc, char **argv)
 	again = calloc(conc, sizeof(*again));
 	again_snap = calloc(conc, sizeof(*again_snap));
 	free_slots = calloc(conc, sizeof(*free_slots));
+	saved_sess = calloc(conc, sizeof(*saved_sess));
 	lat_msg = malloc(MAX_SAMPLES * sizeof(double));
 	lat_setup = malloc(MAX_SAMPLES * sizeof(double));
 	if (sessions == NULL || again == NULL || again_snap == NULL ||
-	    free_slots == NULL || lat_msg == NULL ||
+	    free_slots == NULL || saved_sess == NULL || lat_msg == NULL ||
 	    lat_setup == NULL)
 		die("out of memory");
 	for (unsigned i = 0; i < conc; i++)
@@ -1349,13 +1421,13 @@ int main(int argc, char **argv)
 	printf("RESULT mode=%s elapsed=%.3f sessions=%lu failed=%lu "
 	       "sess_per_s=%.1f msgs=%lu msgs_per_s=%.1f mb_per_s=%.3f "
 	       "p50_ms=%.3f p99_ms=%.3f setup_p50_ms=%.3f setup_p99_ms=%.3f "
-	       "errors=%lu errkeys=%s\n",
+	       "errors=%lu errkeys=%s resumed=%lu\n",
 	       mode_names[mode], elapsed, completed, failed_sessions, sps,
 	       messages, mps, mbps, pct(lat_msg, n_lat_msg, 0.5) * 1e3,
 	       pct(lat_msg, n_lat_msg, 0.99) * 1e3,
 	       pct(lat_setup, n_lat_setup, 0.5) * 1e3,
 	       pct(lat_setup, n_lat_setup, 0.99) * 1e3, errors_total,
-	       errors_total ? errs : "-");
+	       errors_total ? errs : "-", resumed);
 	fflush(stdout);
 	return errors_total ? 1 : 0;
 }
