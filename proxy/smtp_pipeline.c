@@ -117,6 +117,18 @@ static bool next_is(struct line_reader *lr, const char *verb, size_t n)
 	       (buf[n] == ' ' || buf[n] == '\r');
 }
 
+/* The next buffered line is "DATA" alone. One with arguments is
+ * refused by the command gate with 501, or with 554/503 when no
+ * recipient was accepted: which, only the replies still to come tell,
+ * so it waits for them. */
+static bool bare_data_next(struct line_reader *lr)
+{
+	size_t len;
+	const char *buf = line_reader_peek(lr, &len);
+
+	return len >= 6 && strncasecmp(buf, "DATA\r\n", 6) == 0;
+}
+
 bool smtp_pipe_can_read(struct smtp_session *s)
 {
 	struct line_reader *lr = conn_input(s->conn);
@@ -147,7 +159,7 @@ bool smtp_pipe_can_read(struct smtp_session *s)
 	    TX_RCPTS(s->tx) >= s->cfg->max_recipients &&
 	    s->tx->n_rcpt < s->cfg->max_recipients)
 		return false;
-	return next_is(lr, "RCPT", 4) || next_is(lr, "DATA", 4);
+	return next_is(lr, "RCPT", 4) || bare_data_next(lr);
 }
 
 void smtp_pipe_advance(struct smtp_session *s)

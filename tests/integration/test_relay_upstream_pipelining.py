@@ -249,3 +249,28 @@ def test_data_behind_refused_recipients_is_a_bad_command(smarthosts,
     check(r, 421, "4.7.0", what="after the second refused DATA")
     assert "Too many errors" in r.first_line, \
         f"got {r.first_line!r}, want the bad-command limit's 421"
+
+
+def test_bad_command_limit_behind_a_pipelined_rcpt(smarthosts, authrelay):
+    """The bad-command limit reached by refusals of ours held behind a
+    RCPT still waiting for the smarthost: the client reads every reply
+    in order, then the 421, then the close, as one command at a time
+    (the close used to drop the held replies and the 421)."""
+    sh = smarthosts(delays={"RCPT": 0.2})
+    d = authrelay(config=relay_config(sh, server={"max_bad_commands": 2}))
+    c = d.authed(USER)
+    c.send(group(["bob@example.net"]))      # opens the relay connection
+    for code in (250, 250, 354):
+        check(c.read_reply(), code)
+    check(send_data(c, message()), 250)
+    c.send(f"MAIL FROM:<{SENDER}>\r\nRCPT TO:<bob@example.net>\r\n"
+           "RCPT TO:<jürgen@example.net>\r\nRCPT TO:<jörg@example.net>\r\n"
+           "RCPT TO:<carol@example.net>\r\n")
+    want = [(250, "2.1.0"), (250, "2.1.5"), (553, "5.6.7"), (553, "5.6.7"),
+            (421, "4.7.0")]
+    for i, (code, enh) in enumerate(want):
+        check(c.read_reply(), code, enh, what=f"reply {i}")
+    c.assert_closed()
+    rcpts = [t.rcpt_lines for t in sh.sessions[0].transactions]
+    assert rcpts[1] == [b"RCPT TO:<bob@example.net>"], \
+        f"got {rcpts[1]!r} relayed, want bob's RCPT alone"
