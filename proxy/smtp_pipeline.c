@@ -30,12 +30,14 @@ struct pipe_entry {
 	enum relay_pending p;	/* P_NONE: a held reply of ours */
 	char *text;		/* the held reply with CRLF, or the RCPT path */
 	size_t len;
+	bool close;		/* a held session_close(), after the 421 */
 };
 
 struct smtp_pipe {
 	struct pipe_entry e[PIPE_MAX];
 	unsigned head, n;
 	enum relay_pending last;	/* the newest upstream command */
+	bool closing;			/* a close is held: read no more */
 };
 
 void smtp_pipe_free(struct smtp_session *s)
@@ -65,6 +67,7 @@ static void push(struct smtp_session *s, enum relay_pending p,
 	e->text = xmalloc(len + 1);
 	memcpy(e->text, text, len);
 	e->text[len] = '\0';
+	e->close = false;
 	if (p != P_NONE)
 		q->last = p;
 }
@@ -91,6 +94,19 @@ bool smtp_pipe_hold(struct smtp_session *s, const char *reply, size_t len)
 	return true;
 }
 
+/* The bad-command limit's 421 (session_reply_error) is held behind the
+ * replies still to come, and so must the close that follows it: closing
+ * now would drop them, and the 421 with them, where one command at a
+ * time the client reads them all. */
+bool smtp_pipe_hold_close(struct smtp_session *s)
+{
+	if (!smtp_pipe_hold(s, "", 0))
+		return false;
+	s->pipe->e[(s->pipe->head + s->pipe->n - 1) % PIPE_MAX].close = true;
+	s->pipe->closing = true;
+	return true;
+}
+
 /* The next buffered line starts with this command word. */
 static bool next_is(struct line_reader *lr, const char *verb, size_t n)
 {
@@ -99,6 +115,18 @@ static bool next_is(struct line_reader *lr, const char *verb, size_t n)
 
 	return len > n && strncasecmp(buf, verb, n) == 0 &&
 	       (buf[n] == ' ' || buf[n] == '\r');
+}
+
+/* The next buffered line is "DATA" alone. One with arguments is
+ * refused by the command gate with 501, or with 554/503 when no
+ * recipient was accepted: which, only the replies still to come tell,
+ * so it waits for them. */
+static bool bare_data_next(struct line_reader *lr)
+{
+	size_t len;
+	const char *buf = line_reader_peek(lr, &len);
+
+	return len >= 6 && strncasecmp(buf, "DATA\r\n", 6) == 0;
 }
 
 bool smtp_pipe_can_read(struct smtp_session *s)
@@ -118,9 +146,20 @@ bool smtp_pipe_can_read(struct smtp_session *s)
 	 * ends the group. */
 	if (last != P_MAIL && last != P_RCPT)
 		return false;
-	if (s->pipe != NULL && s->pipe->n >= PIPE_MAX - 1)
+	/* One command read may hold three: its reply, the bad-command
+	 * limit's 421 and the close (smtp_pipe_hold_close). */
+	if (s->pipe != NULL && (s->pipe->n >= PIPE_MAX - 3 ||
+				s->pipe->closing))
 		return false;
-	return next_is(lr, "RCPT", 4) || next_is(lr, "DATA", 4);
+	/* At max_recipients only while counting those still waiting for
+	 * the smarthost: a RCPT read now would get 452 where, one at a
+	 * time, it would have found room after a refusal. It waits for
+	 * those replies, so that pipelining changes no reply. */
+	if (next_is(lr, "RCPT", 4) &&
+	    TX_RCPTS(s->tx) >= s->cfg->max_recipients &&
+	    s->tx->n_rcpt < s->cfg->max_recipients)
+		return false;
+	return next_is(lr, "RCPT", 4) || bare_data_next(lr);
 }
 
 void smtp_pipe_advance(struct smtp_session *s)
@@ -132,7 +171,9 @@ void smtp_pipe_advance(struct smtp_session *s)
 
 		q->head = (q->head + 1) % PIPE_MAX;
 		q->n--;
-		if (e->p == P_NONE) {
+		if (e->close) {
+			session_close(s);
+		} else if (e->p == P_NONE) {
 			conn_write(s->conn, e->text, e->len);
 		} else {
 			s->pending = e->p;
@@ -153,11 +194,14 @@ unsigned smtp_pipe_fail(struct smtp_session *s, const char *reply)
 {
 	struct smtp_pipe *q = s->pipe;
 	unsigned upstream = 0;
+	bool close = false;
 
 	for (unsigned i = 0; q != NULL && i < q->n; i++) {
 		struct pipe_entry *e = &q->e[(q->head + i) % PIPE_MAX];
 
-		if (e->p == P_NONE) {
+		if (e->close) {
+			close = true;
+		} else if (e->p == P_NONE) {
 			conn_write(s->conn, e->text, e->len);
 		} else {
 			conn_write(s->conn, reply, strlen(reply));
@@ -165,5 +209,7 @@ unsigned smtp_pipe_fail(struct smtp_session *s, const char *reply)
 		}
 	}
 	smtp_pipe_free(s);
+	if (close)
+		session_close(s);
 	return upstream;
 }

@@ -150,6 +150,8 @@ void session_reply(struct smtp_session *s, const char *fmt, ...)
 
 void session_close(struct smtp_session *s)
 {
+	if (smtp_pipe_hold_close(s))
+		return;
 	s->state = S_CLOSING;
 	conn_close_after_flush(s->conn);
 	conn_set_deadline(s->conn, SESSION_CLOSE_GRACE_USEC);

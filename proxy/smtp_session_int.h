@@ -183,6 +183,9 @@ void smtp_pipe_expect(struct smtp_session *s, enum relay_pending p);
 /* While a command read behind s->pending is handled: hold its reply of
  * ours (true) until the replies before it are out. */
 bool smtp_pipe_hold(struct smtp_session *s, const char *reply, size_t len);
+/* Likewise for session_close(): true if the close waits behind the
+ * replies before it (then nothing more is read). */
+bool smtp_pipe_hold_close(struct smtp_session *s);
 /* In S_RELAY_WAIT: the next buffered command may go upstream now. */
 bool smtp_pipe_can_read(struct smtp_session *s);
 /* After the reply to s->pending: write held replies, make the next

@@ -91,10 +91,29 @@ static void end_of_data(struct smtp_session *s, const struct relay_reply *rep)
 
 static void data_begin(struct smtp_session *s);
 
+/* RCPT and DATA go upstream pipelined (smtp_pipeline.c) before the
+ * replies to the MAIL and RCPTs ahead of them are in. When those
+ * replies leave no transaction (MAIL refused) or no recipient, the
+ * client gets what the command gate (smtp_command_gate) would have
+ * answered one at a time, counted as a bad command like it, whatever
+ * the smarthost said: pipelining changes no reply (RFC 2920 §3.1).
+ * NULL when the command had its ground. */
+static const char *refused_behind(const struct smtp_tx *tx,
+				  enum relay_pending p)
+{
+	if (tx == NULL)
+		return "503 5.5.1 Need MAIL command";
+	if (p == P_DATA && tx->n_rcpt == 0)
+		return tx->n_rcpt_tried > 0 ? "554 5.5.1 No valid recipients" :
+		       "503 5.5.1 Need RCPT command";
+	return NULL;
+}
+
 static void on_relay_reply(struct smtp_session *s, enum relay_pending p,
 			   const struct relay_reply *rep)
 {
 	struct smtp_tx *tx = s->tx;
+	const char *refusal;
 
 	switch (p) {
 	case P_MAIL:
@@ -107,9 +126,12 @@ static void on_relay_reply(struct smtp_session *s, enum relay_pending p,
 		reply_relayed(s, rep);
 		break;
 	case P_RCPT:
-		if (tx != NULL)
-			tx->n_rcpt_answered++;
-		if (tx != NULL && rep->code / 100 == 2) {
+		if (tx == NULL) {
+			session_reply_error(s, "%s", refused_behind(tx, p));
+			break;
+		}
+		tx->n_rcpt_answered++;
+		if (rep->code / 100 == 2) {
 			if (tx->n_rcpt == 0)
 				snprintf(tx->first_rcpt, sizeof(tx->first_rcpt),
 					 "%s", tx->rcpt.path);
@@ -118,21 +140,21 @@ static void on_relay_reply(struct smtp_session *s, enum relay_pending p,
 		reply_relayed(s, rep);
 		break;
 	case P_DATA:
+		refusal = refused_behind(tx, p);
+		if (refusal != NULL) {
+			/* A 354 here breaks RFC 2920 §3.1: that connection
+			 * is dropped so that nothing is kept. */
+			if (rep->code == 354) {
+				relay_abort(&s->relay);
+				smtp_tx_free(&s->tx);
+			}
+			metrics_message_refused(METRICS_REFUSED_SMARTHOST);
+			session_reply_error(s, "%s", refusal);
+			break;
+		}
 		if (rep->code != 354) {
 			metrics_message_refused(METRICS_REFUSED_SMARTHOST);
 			reply_relayed(s, rep);
-			break;
-		}
-		if (tx == NULL || tx->n_rcpt == 0) {
-			/* DATA went upstream pipelined behind recipients that
-			 * were all refused, and the smarthost said 354 anyway
-			 * (RFC 2920 §3.1 says it must not): the client gets
-			 * what it would have got without pipelining, and the
-			 * connection is dropped so that nothing is kept. */
-			relay_abort(&s->relay);
-			smtp_tx_free(&s->tx);
-			metrics_message_refused(METRICS_REFUSED_SMARTHOST);
-			session_reply(s, "554 5.5.1 No valid recipients");
 			break;
 		}
 		data_begin(s);
@@ -208,9 +230,10 @@ static void on_relay_event(struct relay *r, enum relay_event ev,
 		smtp_pipe_advance(s);
 		break;
 	}
-	conn_set_deadline(s->conn, s->state == S_DATA ?
-			  s->cfg->data_timeout_usec :
-			  s->cfg->command_timeout_usec);
+	if (s->state != S_CLOSING)	/* a held close (smtp_pipeline.c) */
+		conn_set_deadline(s->conn, s->state == S_DATA ?
+				  s->cfg->data_timeout_usec :
+				  s->cfg->command_timeout_usec);
 	session_schedule_resume(s);
 }
 

@@ -36,6 +36,9 @@ each use):
   delays        {stage: seconds} before replying
   close_after_data_bytes  during DATA, once that many octets arrived,
                 close (close_mode "fin" or "rst") without replying
+  data_without_rcpt  answer DATA 354 (and read data) in a transaction
+                without an accepted recipient, where RFC 2920 §3.1 wants
+                554: a smarthost that breaks that rule
 
 Every wait is bounded: sockets time out after `timeout` seconds, and
 stop() joins its threads with a deadline.
@@ -214,7 +217,7 @@ class TestSmarthost:
                  xclient=False, dsn=False, reject_rcpt=None, faults=None,
                  after=None, delays=None, close_after_data_bytes=None,
                  close_mode="fin", timeout=30.0, token_check=None,
-                 pipelining=True):
+                 pipelining=True, data_without_rcpt=False):
         self.pki = pki
         self.port = port
         self.name = name
@@ -235,6 +238,7 @@ class TestSmarthost:
         self.timeout = timeout
         self.token_check = token_check
         self.pipelining = pipelining
+        self.data_without_rcpt = data_without_rcpt
 
         self.sessions = []
         self.connections = 0
@@ -716,7 +720,8 @@ class _Conn:
 
     def cmd_DATA(self, line):
         txn = self.txn
-        if txn is None or not txn.rcpts:
+        if txn is None or (not txn.rcpts and
+                           not self.srv.data_without_rcpt):
             self.reply("DATA", "554 5.5.1 No valid recipients\r\n", line)
             return
         if not self.reply("DATA", "354 End data with <CR><LF>.<CR><LF>\r\n",

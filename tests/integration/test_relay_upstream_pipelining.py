@@ -117,8 +117,10 @@ def test_refused_mail_refuses_what_follows(smarthosts, authrelay):
     c = d.authed(USER)
     for n in range(2):
         c.send(group(["bob@example.net", "carol@example.net"]))
+        # after the refused MAIL, what one at a time would get: the
+        # command gate's 503 "Need MAIL command", DATA's too
         want = [(451, "4.3.0"), (503, "5.5.1"), (503, "5.5.1"),
-                (554, "5.5.1")]
+                (503, "5.5.1")]
         for i, (code, enh) in enumerate(want):
             check(c.read_reply(), code, enh, what=f"round {n} reply {i}")
     c.expect("NOOP", 250)
@@ -155,3 +157,120 @@ def test_smarthost_lost_in_the_middle(smarthosts, authrelay):
     check(send_data(c, message(b"after\r\n")), 250)
     c.quit()
     assert len(sh.messages) == 2
+
+
+@pytest.mark.parametrize("pipelining", [True, False],
+                         ids=["smarthost-pipelines", "one-at-a-time"])
+def test_recipient_limit_counts_accepted_ones(smarthosts, authrelay,
+                                              pipelining):
+    """max_recipients counts the recipients the smarthost accepted: a
+    RCPT pipelined behind recipients still waiting for their replies
+    waits for them, and finds room after a refusal as it would one at a
+    time (no 452 for carol)."""
+    sh = smarthosts(pipelining=pipelining, reject_rcpt={REFUSED: REFUSAL})
+    d = authrelay(config=relay_config(sh, server={"max_recipients": 2}))
+    c = d.authed(USER)
+    c.send(group(["bob@example.net"]))      # opens the relay connection
+    for code in (250, 250, 354):
+        check(c.read_reply(), code)
+    check(send_data(c, message()), 250)
+    c.send(group([REFUSED, "bob@example.net", "carol@example.net",
+                  "dave@example.net"]))
+    want = [(250, "2.1.0"), (550, "5.1.1"), (250, "2.1.5"), (250, "2.1.5"),
+            (452, "4.5.3"), (354, None)]
+    for i, (code, enh) in enumerate(want):
+        check(c.read_reply(), code, enh, what=f"reply {i}")
+    check(send_data(c, message()), 250)
+    c.quit()
+    tx = sh.sessions[0].transactions
+    assert [len(t.rcpts) for t in tx] == [1, 2], \
+        f"got {[len(t.rcpts) for t in tx]} accepted recipients, want 1, 2"
+    assert [len(t.rcpt_lines) for t in tx] == [1, 3], \
+        f"got {[len(t.rcpt_lines) for t in tx]} RCPTs relayed, want 1, 3"
+
+
+def test_354_behind_refused_recipients_sends_no_data(smarthosts, authrelay):
+    """DATA pipelined behind recipients the smarthost all refused, and a
+    smarthost that answers it 354 all the same (RFC 2920 §3.1 says 554):
+    the client gets 554 5.5.1 as without pipelining, the smarthost not
+    one octet of data, and that connection is dropped; the session goes
+    on with a new one."""
+    sh = smarthosts(reject_rcpt={REFUSED: REFUSAL}, data_without_rcpt=True)
+    d = authrelay(config=relay_config(sh))
+    c = d.authed(USER)
+    c.send(group(["bob@example.net"]))      # opens the relay connection
+    for code in (250, 250, 354):
+        check(c.read_reply(), code)
+    check(send_data(c, message(b"first\r\n")), 250)
+    c.send(group([REFUSED]))
+    for i, (code, enh) in enumerate([(250, "2.1.0"), (550, "5.1.1"),
+                                     (554, "5.5.1")]):
+        check(c.read_reply(), code, enh, what=f"reply {i}")
+    c.expect("NOOP", 250)
+    c.send(group(["bob@example.net"]))
+    for code in (250, 250, 354):
+        check(c.read_reply(), code)
+    check(send_data(c, message(b"second\r\n")), 250)
+    c.quit()
+    sh.wait_idle()
+    assert sh.connections == 2, \
+        f"got {sh.connections} smarthost connections, want 2"
+    refused = sh.sessions[0].transactions[1]
+    assert refused.data_started and refused.data_raw == b"", \
+        f"got {refused!r}, want a 354 sent and no data received"
+    assert [m.data.endswith(b"\r\nfirst\r\n") or
+            m.data.endswith(b"\r\nsecond\r\n") for m in sh.messages] == \
+        [True, True], f"got {sh.messages!r}, want the two messages"
+
+
+@pytest.mark.parametrize("pipelining", [True, False],
+                         ids=["smarthost-pipelines", "one-at-a-time"])
+def test_data_behind_refused_recipients_is_a_bad_command(smarthosts,
+                                                        authrelay,
+                                                        pipelining):
+    """DATA after recipients all refused gets 554 5.5.1 and counts
+    against max_bad_commands, pipelined upstream or not: the second
+    brings the 421."""
+    sh = smarthosts(pipelining=pipelining, reject_rcpt={REFUSED: REFUSAL})
+    d = authrelay(config=relay_config(sh, server={"max_bad_commands": 2}))
+    c = d.authed(USER)
+    c.send(group(["bob@example.net"]))      # opens the relay connection
+    for code in (250, 250, 354):
+        check(c.read_reply(), code)
+    check(send_data(c, message()), 250)
+    for n in range(2):
+        c.send(group([REFUSED]))
+        for i, (code, enh) in enumerate([(250, "2.1.0"), (550, "5.1.1"),
+                                         (554, "5.5.1")]):
+            check(c.read_reply(), code, enh, what=f"round {n} reply {i}")
+        if n == 0:
+            c.expect("RSET", 250)
+    r = c.read_reply()
+    check(r, 421, "4.7.0", what="after the second refused DATA")
+    assert "Too many errors" in r.first_line, \
+        f"got {r.first_line!r}, want the bad-command limit's 421"
+
+
+def test_bad_command_limit_behind_a_pipelined_rcpt(smarthosts, authrelay):
+    """The bad-command limit reached by refusals of ours held behind a
+    RCPT still waiting for the smarthost: the client reads every reply
+    in order, then the 421, then the close, as one command at a time
+    (the close used to drop the held replies and the 421)."""
+    sh = smarthosts(delays={"RCPT": 0.2})
+    d = authrelay(config=relay_config(sh, server={"max_bad_commands": 2}))
+    c = d.authed(USER)
+    c.send(group(["bob@example.net"]))      # opens the relay connection
+    for code in (250, 250, 354):
+        check(c.read_reply(), code)
+    check(send_data(c, message()), 250)
+    c.send(f"MAIL FROM:<{SENDER}>\r\nRCPT TO:<bob@example.net>\r\n"
+           "RCPT TO:<jürgen@example.net>\r\nRCPT TO:<jörg@example.net>\r\n"
+           "RCPT TO:<carol@example.net>\r\n")
+    want = [(250, "2.1.0"), (250, "2.1.5"), (553, "5.6.7"), (553, "5.6.7"),
+            (421, "4.7.0")]
+    for i, (code, enh) in enumerate(want):
+        check(c.read_reply(), code, enh, what=f"reply {i}")
+    c.assert_closed()
+    rcpts = [t.rcpt_lines for t in sh.sessions[0].transactions]
+    assert rcpts[1] == [b"RCPT TO:<bob@example.net>"], \
+        f"got {rcpts[1]!r} relayed, want bob's RCPT alone"
