@@ -73,7 +73,12 @@ if [ "$(id -u)" = 0 ] && [ -z "${AUTHRELAY_NO_APT:-}" ]; then
 fi
 [ "${1:-}" != --install-only ] || exit 0
 if [ "$(id -u)" = 0 ] && ! getent passwd authrelay >/dev/null; then
-	systemd-sysusers "$top/units/authrelay.sysusers"
+	if command -v systemd-sysusers >/dev/null; then
+		systemd-sysusers "$top/units/authrelay.sysusers"
+	else	# the same user, where systemd is not installed
+		useradd --system --user-group --home-dir /nonexistent \
+			--no-create-home --shell /usr/sbin/nologin authrelay
+	fi
 fi
 
 cd "$top"
@@ -82,12 +87,6 @@ mkdir -p build
 cd build
 [ -f Makefile ] || ../configure --enable-warnings >/dev/null
 make -j2 >/dev/null
-
-# The network process drops to the authrelay system user (README:
-# Processes); create it as the package would.
-if [ "$(id -u)" = 0 ]; then
-	systemd-sysusers "$top/units/authrelay.sysusers"
-fi
 
 rm -rf "$demo"
 mkdir -p "$demo/ldap/db" "$demo/mail"

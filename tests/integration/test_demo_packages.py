@@ -80,3 +80,29 @@ def test_every_boot_enabled_unit_of_the_list_is_caught():
     # Debian 12's slapd ships /etc/init.d/slapd (CI installs it).
     assert "/etc/init.d/slapd" in seen or not Path(
         "/usr/sbin/slapd").exists(), f"slapd's init script not seen: {seen}"
+
+
+def test_every_library_configure_needs_is_installed():
+    """What ./configure refuses to build without ("Debian: PKG" in its
+    error messages) is in the demo's list, in CI's, and in the Debian
+    package's Build-Depends: a fresh machine builds from each."""
+    text = (SRCDIR / "configure.ac").read_text()
+    need = set(re.findall(r"Debian: ([a-z0-9.+-]+)", text))
+    need.discard("clang")           # --enable-fuzzing only
+    assert {"libseccomp-dev", "libhiredis-dev", "libcurl4-openssl-dev",
+            "libjson-c-dev"} <= need, need
+    ci = set(re.findall(r"[a-z0-9][a-z0-9.+-]+",
+                        (SRCDIR / ".ci" / "install-packages").read_text()))
+    control = (SRCDIR / "debian" / "control").read_text()
+    build_deps = set(re.findall(r"^\s*([a-z0-9][a-z0-9.+-]+)",
+                                control.split("Build-Depends:")[1]
+                                .split("Standards-Version")[0], re.M))
+    build_deps |= set(re.findall(r"Build-Depends: ([a-z0-9.+-]+)", control))
+    # libldap2-dev is Debian 12's transitional name for libldap-dev.
+    alias = {"libldap-dev": {"libldap-dev", "libldap2-dev"}}
+    for pkg in sorted(need):
+        names = alias.get(pkg, {pkg})
+        for where, have in (("contrib/demo/packages", demo_packages()),
+                            (".ci/install-packages", ci),
+                            ("debian/control Build-Depends", build_deps)):
+            assert names & set(have), f"{pkg} missing from {where}"
