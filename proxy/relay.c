@@ -21,6 +21,7 @@
 #include "conn.h"
 #include "log.h"
 #include "metrics.h"
+#include "relay.h"
 #include "relay_int.h"
 #include "relay_targets.h"
 #include "settings.h"

@@ -12,6 +12,7 @@
 #include "auth_proto.h"
 #include "base64.h"
 #include "conn.h"
+#include "relay.h"
 #include "relay_int.h"
 #include "relay_targets.h"
 #include "relay_token.h"

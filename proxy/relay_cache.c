@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "relay.h"
 #include "relay_cache.h"
 #include "relay_int.h"
 #include "settings.h"

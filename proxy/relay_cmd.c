@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "conn.h"
+#include "relay.h"
 #include "relay_int.h"
 #include "strbuf.h"
 

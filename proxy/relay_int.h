@@ -2,7 +2,9 @@
  * session set-up, commands), relay_auth.c (our AUTH at the smarthost:
  * PLAIN, LOGIN, XOAUTH2, OAUTHBEARER) and relay_cache.c (idle
  * connections kept for the next session). Nothing else includes this
- * header. */
+ * header, and it comes after relay.h, whose types it uses (it does not
+ * include relay.h itself: relay.h and this are one module, not two that
+ * include each other). */
 #ifndef AUTHRELAY_RELAY_INT_H
 #define AUTHRELAY_RELAY_INT_H
 
@@ -12,8 +14,11 @@
 #include <systemd/sd-event.h>
 
 #include "conn.h"
-#include "relay.h"
 #include "smtp_reply.h"
+
+#ifndef AUTHRELAY_RELAY_H
+#error "include relay.h before relay_int.h"
+#endif
 
 /* The longest relay credential (auth_password_file) we send. */
 #define RELAY_SECRET_MAX 1024
