@@ -12,6 +12,7 @@
 #include "audit_cmd.h"
 #include "data_filter.h"
 #include "smtp_reply.h"
+#include "smtp_session.h"
 #include "smtp_session_int.h"
 #include "xalloc.h"
 

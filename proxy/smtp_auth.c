@@ -13,6 +13,7 @@
 #include "sasl.h"
 #include "settings.h"
 #include "shared_policy.h"
+#include "smtp_session.h"
 #include "smtp_session_int.h"
 #include "xalloc.h"
 

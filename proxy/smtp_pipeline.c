@@ -19,6 +19,7 @@
 
 #include "line_reader.h"
 #include "shared_state.h"
+#include "smtp_session.h"
 #include "smtp_session_int.h"
 #include "xalloc.h"
 

@@ -18,6 +18,7 @@
 #include "proxy_proto.h"
 #include "settings.h"
 #include "shared_policy.h"
+#include "smtp_session.h"
 #include "smtp_session_int.h"
 #include "strbuf.h"
 #include "xalloc.h"

@@ -20,7 +20,12 @@
 #include "sasl.h"
 #include "shared_state.h"
 #include "smtp_cmd.h"
-#include "smtp_session.h"
+
+/* Comes after smtp_session.h, whose types it uses: the two are one
+ * module, not two that include each other. */
+#ifndef AUTHRELAY_SMTP_SESSION_H
+#error "include smtp_session.h before smtp_session_int.h"
+#endif
 
 /* RFC 5321 §4.5.3.1.4: a command line is at most 512 octets with CRLF;
  * like every submission server we take up to 1000 (the text line limit,

@@ -16,6 +16,7 @@
 #include "rate_limit.h"
 #include "sender_policy.h"
 #include "shared_policy.h"
+#include "smtp_session.h"
 #include "smtp_session_int.h"
 #include "xalloc.h"
 
