@@ -6,7 +6,9 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "smtp_chars.h"
 #include "smtp_cmd.h"
+#include "smtp_param.h"
 #include "utf8.h"
 
 static const struct {
@@ -31,50 +33,6 @@ static const struct {
 };
 
 #define N_VERBS (sizeof(smtp_verbs) / sizeof(smtp_verbs[0]))
-
-static char ascii_upper(char c)
-{
-	return c >= 'a' && c <= 'z' ? (char)(c - 'a' + 'A') : c;
-}
-
-static bool is_alpha(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-
-static bool is_digit(char c)
-{
-	return c >= '0' && c <= '9';
-}
-
-static bool is_alnum(char c)
-{
-	return is_alpha(c) || is_digit(c);
-}
-
-static bool is_8bit(char c)
-{
-	return (unsigned char)c >= 0x80;
-}
-
-/* s[0..len) equals upper (written in upper case), ignoring ASCII case.
- * Locale-independent, unlike strncasecmp(). */
-static bool ascii_caseeq(const char *s, size_t len, const char *upper)
-{
-	for (size_t i = 0; i < len; i++)
-		if (upper[i] == '\0' || ascii_upper(s[i]) != upper[i])
-			return false;
-	return upper[len] == '\0';
-}
-
-/* s starts with upper, ignoring ASCII case. */
-static bool ascii_caseprefix(const char *s, const char *upper)
-{
-	for (; *upper != '\0'; s++, upper++)
-		if (ascii_upper(*s) != *upper)
-			return false;
-	return true;
-}
 
 int smtp_cmd_parse(const char *line, size_t len, struct smtp_cmd *cmd)
 {
@@ -163,13 +121,6 @@ static bool take_utf8(struct cursor *cur)
 	cur->p += n;
 	cur->eightbit = true;
 	return true;
-}
-
-/* RFC 5322 §3.2.3 atext. */
-static bool is_atext(char c)
-{
-	return is_alnum(c) ||
-	       (c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
 }
 
 /* RFC 5321 §4.1.2: Local-part = Dot-string / Quoted-string. */
@@ -423,182 +374,6 @@ static int parse_path(const char **pp, char *path, enum path_role role,
 	return 0;
 }
 
-struct param {
-	const char *key;
-	size_t key_len;
-	const char *value;	/* NULL when there is no "=" */
-	size_t value_len;
-};
-
-/* The next esmtp-param at *pp, after its separating spaces (RFC 5321
- * §4.1.2). Returns 1, 0 at the end of the line, -1 on bad syntax. */
-static int next_param(const char **pp, struct param *prm)
-{
-	const char *p = *pp;
-
-	while (*p == ' ')
-		p++;
-	if (*p == '\0') {
-		*pp = p;
-		return 0;
-	}
-	/* esmtp-keyword = (ALPHA / DIGIT) *(ALPHA / DIGIT / "-") */
-	if (!is_alnum(*p))
-		return -1;
-	prm->key = p;
-	while (is_alnum(*p) || *p == '-')
-		p++;
-	prm->key_len = (size_t)(p - prm->key);
-	prm->value = NULL;
-	prm->value_len = 0;
-	if (*p == '=') {
-		/* esmtp-value = 1*(%d33-60 / %d62-126) */
-		prm->value = ++p;
-		while (*p >= 33 && *p <= 126 && *p != '=')
-			p++;
-		prm->value_len = (size_t)(p - prm->value);
-		if (prm->value_len == 0)
-			return -1;
-	}
-	if (*p != ' ' && *p != '\0')
-		return -1;
-	*pp = p;
-	return 1;
-}
-
-/* Index of the parameter's keyword in names (upper case, NULL-ended),
- * or -1. */
-static int param_index(const struct param *prm, const char *const *names)
-{
-	for (int i = 0; names[i] != NULL; i++)
-		if (ascii_caseeq(prm->key, prm->key_len, names[i]))
-			return i;
-	return -1;
-}
-
-static bool param_value_is(const struct param *prm, const char *upper)
-{
-	return prm->value != NULL &&
-	       ascii_caseeq(prm->value, prm->value_len, upper);
-}
-
-static bool is_xtext_hex(char c)
-{
-	return is_digit(c) || (c >= 'A' && c <= 'F');
-}
-
-/* RFC 3461 §4: xtext = *( xchar / hexchar ), xchar = "!".."~" except
- * "+" and "=", hexchar = "+" two upper-case hex digits. */
-static bool is_xtext(const char *s, size_t len)
-{
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] == '+') {
-			if (len - i < 3 || !is_xtext_hex(s[i + 1]) ||
-			    !is_xtext_hex(s[i + 2]))
-				return false;
-			i += 2;
-		} else if (s[i] < 33 || s[i] > 126 || s[i] == '=') {
-			return false;
-		}
-	}
-	return true;
-}
-
-/* Copies an xtext value of at most SMTP_XTEXT_MAX octets into out. */
-static bool copy_xtext(const struct param *prm, char *out)
-{
-	if (prm->value == NULL || prm->value_len > SMTP_XTEXT_MAX ||
-	    !is_xtext(prm->value, prm->value_len))
-		return false;
-	memcpy(out, prm->value, prm->value_len);
-	out[prm->value_len] = '\0';
-	return true;
-}
-
-/* RFC 1870: size-value = 1*20DIGIT, here also within uint64_t. */
-static bool parse_size(const struct param *prm, uint64_t *size)
-{
-	uint64_t v = 0;
-
-	if (prm->value == NULL || prm->value_len > 20)
-		return false;
-	for (size_t i = 0; i < prm->value_len; i++) {
-		unsigned d;
-
-		if (!is_digit(prm->value[i]))
-			return false;
-		d = (unsigned)(prm->value[i] - '0');
-		if (v > (UINT64_MAX - d) / 10)
-			return false;
-		v = v * 10 + d;
-	}
-	*size = v;
-	return true;
-}
-
-/* RFC 3461 §4.1: NOTIFY="NEVER" / 1#( "SUCCESS" / "FAILURE" /
- * "DELAY" ); stored upper case, in the client's order. */
-static bool parse_notify(const struct param *prm, char *out, size_t size)
-{
-	static const char *const words[] = { "NEVER", "SUCCESS", "FAILURE",
-					     "DELAY" };
-	const char *p, *end;
-	unsigned seen = 0;
-	size_t o = 0;
-
-	if (prm->value == NULL)
-		return false;
-	p = prm->value;
-	end = p + prm->value_len;
-	for (;;) {
-		const char *comma = memchr(p, ',', (size_t)(end - p));
-		const char *item_end = comma != NULL ? comma : end;
-		size_t k, wlen;
-
-		for (k = 0; k < sizeof(words) / sizeof(words[0]); k++)
-			if (ascii_caseeq(p, (size_t)(item_end - p), words[k]))
-				break;
-		if (k == sizeof(words) / sizeof(words[0]) ||
-		    (seen & (1U << k)) != 0)
-			return false;
-		seen |= 1U << k;
-		wlen = strlen(words[k]);
-		if (o + (o > 0) + wlen + 1 > size)
-			return false;
-		if (o > 0)
-			out[o++] = ',';
-		memcpy(out + o, words[k], wlen);
-		o += wlen;
-		out[o] = '\0';
-		if (comma == NULL)
-			break;
-		p = comma + 1;
-	}
-	/* NEVER stands alone */
-	return (seen & 1U) == 0 || seen == 1U;
-}
-
-/* RFC 3461 §4.2: ORCPT=addr-type ";" xtext. */
-static bool parse_orcpt(const struct param *prm, char *out)
-{
-	const char *semi;
-	size_t i, type_len;
-
-	if (prm->value == NULL)
-		return false;
-	semi = memchr(prm->value, ';', prm->value_len);
-	if (semi == NULL)
-		return false;
-	type_len = (size_t)(semi - prm->value);
-	if (type_len == 0 || semi + 1 == prm->value + prm->value_len)
-		return false;
-	for (i = 0; i < type_len; i++)
-		if (!is_atext(prm->value[i]))
-			return false;
-	return copy_xtext(prm, out) &&
-	       is_xtext(semi + 1, prm->value_len - type_len - 1);
-}
-
 static int bad_param_value(struct smtp_arg_error *err, const char *text)
 {
 	return set_error(err, 501, "5.5.4", text);
@@ -606,11 +381,11 @@ static int bad_param_value(struct smtp_arg_error *err, const char *text)
 
 /* prm's index in names; -1 with err set if it is unknown or was
  * already given in this command. */
-static int param_known(const struct param *prm, const char *const *names,
+static int param_known(const struct smtp_param *prm, const char *const *names,
 		       const char *unknown, const char *repeated,
 		       unsigned *seen, struct smtp_arg_error *err)
 {
-	int i = param_index(prm, names);
+	int i = smtp_param_index(prm, names);
 
 	if (i < 0)
 		return set_error(err, 555, "5.5.4", unknown);
@@ -625,7 +400,7 @@ enum mail_param { MAIL_SIZE, MAIL_BODY, MAIL_SMTPUTF8, MAIL_AUTH, MAIL_RET,
 static const char *const mail_params[] = { "SIZE", "BODY", "SMTPUTF8",
 					   "AUTH", "RET", "ENVID", NULL };
 
-static int mail_param(const struct param *prm, void *args,
+static int mail_param(const struct smtp_param *prm, void *args,
 		      struct smtp_arg_error *err, unsigned *seen)
 {
 	struct smtp_mail_args *out = args;
@@ -637,15 +412,15 @@ static int mail_param(const struct param *prm, void *args,
 
 	switch ((enum mail_param)i) {
 	case MAIL_SIZE:
-		if (!parse_size(prm, &out->size))
+		if (!smtp_param_size(prm, &out->size))
 			return bad_param_value(err, "Bad SIZE value");
 		out->has_size = true;
 		return 0;
 	case MAIL_BODY:
 		/* RFC 6152 §2 */
-		if (param_value_is(prm, "7BIT"))
+		if (smtp_param_value_is(prm, "7BIT"))
 			out->body = SMTP_BODY_7BIT;
-		else if (param_value_is(prm, "8BITMIME"))
+		else if (smtp_param_value_is(prm, "8BITMIME"))
 			out->body = SMTP_BODY_8BITMIME;
 		else
 			return bad_param_value(err, "Bad BODY value");
@@ -659,22 +434,22 @@ static int mail_param(const struct param *prm, void *args,
 	case MAIL_AUTH:
 		/* RFC 4954 §5: AUTH=xtext or AUTH=<>; checked, then
 		 * dropped: the relay states the identity itself. */
-		if (prm->value == NULL || !is_xtext(prm->value, prm->value_len))
+		if (prm->value == NULL || !smtp_param_is_xtext(prm->value, prm->value_len))
 			return bad_param_value(err, "Bad AUTH value");
 		out->has_auth = true;
 		return 0;
 	case MAIL_RET:
 		/* RFC 3461 §4.3 */
-		if (param_value_is(prm, "FULL"))
+		if (smtp_param_value_is(prm, "FULL"))
 			strcpy(out->ret, "FULL");
-		else if (param_value_is(prm, "HDRS"))
+		else if (smtp_param_value_is(prm, "HDRS"))
 			strcpy(out->ret, "HDRS");
 		else
 			return bad_param_value(err, "Bad RET value");
 		return 0;
 	case MAIL_ENVID:
 		/* RFC 3461 §4.4 */
-		if (!copy_xtext(prm, out->envid))
+		if (!smtp_param_copy_xtext(prm, out->envid))
 			return bad_param_value(err, "Bad ENVID value");
 		return 0;
 	}
@@ -721,17 +496,17 @@ static int args_head(const char **pp, const char *keyword,
 
 /* The parameters after the path, each through param (which refuses a
  * repeated one with the help of seen). */
-typedef int param_fn(const struct param *prm, void *args,
+typedef int param_fn(const struct smtp_param *prm, void *args,
 		     struct smtp_arg_error *err, unsigned *seen);
 
 static int args_params(const char **pp, param_fn *param, void *args,
 		       const char *bad_syntax, struct smtp_arg_error *err)
 {
-	struct param prm;
+	struct smtp_param prm;
 	unsigned seen = 0;
 	int r;
 
-	while ((r = next_param(pp, &prm)) > 0)
+	while ((r = smtp_param_next(pp, &prm)) > 0)
 		if (param(&prm, args, err, &seen) < 0)
 			return -1;
 	return r < 0 ? bad_param_value(err, bad_syntax) : 0;
@@ -765,7 +540,7 @@ fail:
 enum rcpt_param { RCPT_NOTIFY, RCPT_ORCPT };
 static const char *const rcpt_params[] = { "NOTIFY", "ORCPT", NULL };
 
-static int rcpt_param(const struct param *prm, void *args,
+static int rcpt_param(const struct smtp_param *prm, void *args,
 		      struct smtp_arg_error *err, unsigned *seen)
 {
 	struct smtp_rcpt_args *out = args;
@@ -777,11 +552,11 @@ static int rcpt_param(const struct param *prm, void *args,
 
 	switch ((enum rcpt_param)i) {
 	case RCPT_NOTIFY:
-		if (!parse_notify(prm, out->notify, sizeof(out->notify)))
+		if (!smtp_param_notify(prm, out->notify, sizeof(out->notify)))
 			return bad_param_value(err, "Bad NOTIFY value");
 		return 0;
 	case RCPT_ORCPT:
-		if (!parse_orcpt(prm, out->orcpt))
+		if (!smtp_param_orcpt(prm, out->orcpt))
 			return bad_param_value(err, "Bad ORCPT value");
 		return 0;
 	}

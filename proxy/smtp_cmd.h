@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "smtp_param.h"
+
 enum smtp_verb {
 	SMTP_VERB_UNKNOWN = 0,
 	SMTP_VERB_HELO, SMTP_VERB_EHLO, SMTP_VERB_MAIL, SMTP_VERB_RCPT,
@@ -32,7 +34,6 @@ const char *smtp_verb_name(enum smtp_verb verb);
 #define SMTP_LOCAL_MAX 64
 #define SMTP_DOMAIN_MAX 255
 #define SMTP_PATH_MAX 256
-#define SMTP_XTEXT_MAX 512	/* ENVID, ORCPT values */
 
 enum smtp_body { SMTP_BODY_NONE = 0, SMTP_BODY_7BIT, SMTP_BODY_8BITMIME };
 
