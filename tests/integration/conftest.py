@@ -851,6 +851,29 @@ def run_check(conf_path, timeout=30, extra_args=()):
                           text=True, timeout=timeout)
 
 
+def run_preflight(path, env=None, user=None, password=None, sender=None):
+    """authrelay --check [--check-user USER [--from SENDER]] -c PATH, the
+    password on standard input -> CompletedProcess with .lines, a list
+    of (level, text), level "ok", "warn" or "FAIL"."""
+    env = env or {}
+    require_daemon()
+    argv = [str(AUTHRELAY_BIN), "--check", "-c", str(path)]
+    if user is not None:
+        argv += ["--check-user", user]
+    if sender is not None:
+        argv += ["--from", sender]
+    r = subprocess.run(argv, input=(password or "") + "\n",
+                       capture_output=True, text=True, timeout=120,
+                       env=base_env({**env, **sanitizer_env(
+                           "LD_PRELOAD" in env)}))
+    # "ok   TEXT", "warn TEXT", "FAIL TEXT"
+    r.lines = [(line[:4].strip(), line[5:]) for line in r.stdout.splitlines()]
+    for level, _ in r.lines:
+        assert level in ("ok", "warn", "FAIL"), \
+            f"not a check line: {level!r}\n{r.stdout}"
+    return r
+
+
 @pytest.fixture
 def config_for_check(tmp_path, pki, smarthost):
     """Factory: (overrides) -> (path, text) of a config file, not started."""

@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 from conftest import BUILDDIR, base_env, sanitizer_env
-from token_endpoint import (TokenEndpoint, make_client_certificate,
+from token_endpoint import (endpoint, make_client_certificate,  # noqa: F401
                             make_service_account)
 
 TOKEN_BIN = os.environ.get("AUTHRELAY_TOKEN_BIN") or \
@@ -20,13 +20,6 @@ CLIENT_ID = "6a7b8c9d-0000-4000-8000-00000000c1d0"
 CLIENT_SECRET = "s3cr3t~Value.with+special=chars/ok"
 MAILBOX = "scanner@example.com"
 EX_TEMPFAIL = 75
-
-
-@pytest.fixture
-def endpoint(pki):
-    ep = TokenEndpoint(pki).start()
-    yield ep
-    ep.stop()
 
 
 @pytest.fixture

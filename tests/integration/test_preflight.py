@@ -11,8 +11,8 @@ import subprocess
 import pytest
 
 from conftest import (AUTHRELAY_BIN, base_config, base_env, format_config,
-                      merge_config, require_daemon, sanitizer_env,
-                      write_pam_files)
+                      merge_config, require_daemon, run_preflight,
+                      sanitizer_env, write_pam_files)
 from harness import free_port
 from slapd import (SERVICE_DN, USERS as LDAP_USERS, group_dn,  # noqa: F401
                    ldap_config, ldap_server, slapd_factory)
@@ -81,25 +81,6 @@ def certs(tmp_path_factory):
 
 # --------------------------------------------------------------------------
 # Running it
-
-
-def run_preflight(path, env, user=None, password=None, sender=None):
-    require_daemon()
-    argv = [str(AUTHRELAY_BIN), "--check", "-c", str(path)]
-    if user is not None:
-        argv += ["--check-user", user]
-    if sender is not None:
-        argv += ["--from", sender]
-    r = subprocess.run(argv, input=(password or "") + "\n",
-                       capture_output=True, text=True, timeout=120,
-                       env=base_env({**env, **sanitizer_env(
-                           "LD_PRELOAD" in env)}))
-    # "ok   TEXT", "warn TEXT", "FAIL TEXT"
-    r.lines = [(line[:4].strip(), line[5:]) for line in r.stdout.splitlines()]
-    for level, _ in r.lines:
-        assert level in ("ok", "warn", "FAIL"), \
-            f"not a check line: {level!r}\n{r.stdout}"
-    return r
 
 
 def report(r):

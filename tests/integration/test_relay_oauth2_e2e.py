@@ -9,16 +9,15 @@ smarthost refused one (relay_token.h).
 """
 
 import os
-import subprocess
 import time
 
 import pytest
 
-from conftest import BUILDDIR
+from conftest import BUILDDIR, run_preflight
 from harness import check
 from smarthost import (SENDER, USER, message, only_message, send_data,
                        split_tagged, assert_nothing_delivered)
-from token_endpoint import (TokenEndpoint, make_client_certificate,
+from token_endpoint import (endpoint, make_client_certificate,  # noqa: F401
                             make_service_account)
 
 pytest_plugins = ["smarthost"]
@@ -30,13 +29,6 @@ CLIENT_ID = "6a7b8c9d-0000-4000-8000-00000000c1d0"
 CLIENT_SECRET = "e2e-s3cr3t~value"
 MAILBOX = "scanner@example.com"
 SA_EMAIL = "relay@project.iam.gserviceaccount.com"
-
-
-@pytest.fixture
-def endpoint(pki):
-    ep = TokenEndpoint(pki).start()
-    yield ep
-    ep.stop()
 
 
 @pytest.fixture
@@ -266,12 +258,9 @@ def test_oauth2_profile_against_emulated_provider(smarthosts, authrelay,
 # -- the pre-flight ----------------------------------------------------------
 
 def preflight(path):
-    from conftest import AUTHRELAY_BIN, base_env, sanitizer_env
-    r = subprocess.run([str(AUTHRELAY_BIN), "--check", "-c", str(path)],
-                       input="", capture_output=True, text=True, timeout=120,
-                       env=base_env(sanitizer_env(False)))
-    return r, [line for line in r.stdout.splitlines()
-               if "oauth2 token" in line or line[5:].startswith("smarthost")]
+    r = run_preflight(path)
+    return r, [f"{level} {text}" for level, text in r.lines
+               if text.startswith(("oauth2 token", "smarthost"))]
 
 
 def test_preflight_fetches_a_token_and_authenticates(smarthosts, pki,
@@ -286,7 +275,7 @@ def test_preflight_fetches_a_token_and_authenticates(smarthosts, pki,
     before = endpoint.requests
     r, lines = preflight(path)
     token = [l for l in lines if "oauth2 token for " + MAILBOX in l]
-    smart = [l for l in lines if l[5:].startswith("smarthost")]
+    smart = [l for l in lines if l.split(" ", 1)[1].startswith("smarthost")]
     assert token and token[0].startswith("ok"), r.stdout + r.stderr
     assert smart and smart[0].startswith("ok") and \
         "AUTH as " + MAILBOX in smart[0], r.stdout + r.stderr

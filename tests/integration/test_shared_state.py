@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import USERS
+from conftest import USERS, run_preflight
 from harness import SMTPRaw, check, free_port, require
 from policy_helpers import OTHER_IP, THIRD_IP, audit_records, wait_record
 from test_proxy_protocol import (DEFAULTS, backend, frontend,  # noqa: F401
@@ -454,11 +454,9 @@ def preflight_shared_lines(config_for_check, tmp_path, redis, password):
     path, _ = config_for_check({"policy": {
         "shared_state": f"redis://127.0.0.1:{redis.port}/1",
         "shared_state_password_file": str(secret)}})
-    from conftest import AUTHRELAY_BIN, base_env, sanitizer_env
-    r = subprocess.run([str(AUTHRELAY_BIN), "--check", "-c", str(path)],
-                       input="", capture_output=True, text=True, timeout=120,
-                       env=base_env(sanitizer_env(False)))
-    lines = [line for line in r.stdout.splitlines() if "shared_state" in line]
+    r = run_preflight(path)
+    lines = [f"{level} {text}" for level, text in r.lines
+             if text.startswith("shared_state")]
     return r.returncode, lines, r.stdout + r.stderr
 
 

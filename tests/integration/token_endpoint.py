@@ -41,6 +41,7 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import jwt as pyjwt
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
@@ -332,3 +333,12 @@ def make_service_account(d, email="relay@project.iam.gserviceaccount.com",
     }))
     path.chmod(0o600)
     return path, pub, pem
+
+
+@pytest.fixture
+def endpoint(pki):
+    """A started TokenEndpoint for one test (import it into a test module
+    to use it)."""
+    ep = TokenEndpoint(pki).start()
+    yield ep
+    ep.stop()
