@@ -220,6 +220,14 @@ static void sample(struct strbuf *sb, const char *name, unsigned long v)
 	strbuf_printf(sb, "%s %lu\n", name, v);
 }
 
+/* A family of one sample without labels. */
+static void one(struct strbuf *sb, const char *name, const char *type,
+		const char *help, unsigned long v)
+{
+	family(sb, name, type, help);
+	sample(sb, name, v);
+}
+
 /* A label value: backslash, double quote and line feed escaped. */
 static void label_value(struct strbuf *sb, const char *v)
 {
@@ -311,21 +319,21 @@ static void render_auth(struct strbuf *sb)
 			 "Time from a login request to the auth workers to "
 			 "its answer (credential cache hits do not ask them).",
 			 &m.auth_duration);
-	family(sb, "authrelay_auth_cache_hits_total", "counter",
-	       "Logins answered from the credential cache.");
-	sample(sb, "authrelay_auth_cache_hits_total", get(&m.cache_hits));
-	family(sb, "authrelay_auth_cache_misses_total", "counter",
-	       "Logins the credential cache could not answer.");
-	sample(sb, "authrelay_auth_cache_misses_total", get(&m.cache_misses));
-	family(sb, "authrelay_auth_worker_spawns_total", "counter",
-	       "Auth workers requested from the supervisor.");
-	sample(sb, "authrelay_auth_worker_spawns_total", get(&m.worker_spawns));
-	family(sb, "authrelay_auth_worker_deaths_total", "counter",
-	       "Auth workers lost: exited, timed out or answered garbage.");
-	sample(sb, "authrelay_auth_worker_deaths_total", get(&m.worker_deaths));
-	family(sb, "authrelay_clients_blocked_total", "counter",
-	       "Client addresses blocked after too many failed logins.");
-	sample(sb, "authrelay_clients_blocked_total", get(&m.clients_blocked));
+	one(sb, "authrelay_auth_cache_hits_total", "counter",
+	    "Logins answered from the credential cache.",
+	    get(&m.cache_hits));
+	one(sb, "authrelay_auth_cache_misses_total", "counter",
+	    "Logins the credential cache could not answer.",
+	    get(&m.cache_misses));
+	one(sb, "authrelay_auth_worker_spawns_total", "counter",
+	    "Auth workers requested from the supervisor.",
+	    get(&m.worker_spawns));
+	one(sb, "authrelay_auth_worker_deaths_total", "counter",
+	    "Auth workers lost: exited, timed out or answered garbage.",
+	    get(&m.worker_deaths));
+	one(sb, "authrelay_clients_blocked_total", "counter",
+	    "Client addresses blocked after too many failed logins.",
+	    get(&m.clients_blocked));
 	family(sb, "authrelay_throttled_total", "counter",
 	       "Connections and commands refused by a limit.");
 	for (unsigned i = 0; i < METRICS_LIMIT_N; i++)
@@ -335,20 +343,20 @@ static void render_auth(struct strbuf *sb)
 
 static void render_messages(struct strbuf *sb)
 {
-	family(sb, "authrelay_messages_relayed_total", "counter",
-	       "Messages the smarthost accepted.");
-	sample(sb, "authrelay_messages_relayed_total", get(&m.relayed));
+	one(sb, "authrelay_messages_relayed_total", "counter",
+	    "Messages the smarthost accepted.",
+	    get(&m.relayed));
 	family(sb, "authrelay_messages_refused_total", "counter",
 	       "Messages refused, by reason.");
 	for (unsigned i = 0; i < METRICS_REFUSED_N; i++)
 		sample1(sb, "authrelay_messages_refused_total", "reason",
 			refusal_names[i], get(&m.refused[i]));
-	family(sb, "authrelay_recipients_total", "counter",
-	       "Recipients of the messages relayed.");
-	sample(sb, "authrelay_recipients_total", get(&m.recipients));
-	family(sb, "authrelay_message_bytes_total", "counter",
-	       "Octets of the messages relayed, as the clients sent them.");
-	sample(sb, "authrelay_message_bytes_total", get(&m.octets));
+	one(sb, "authrelay_recipients_total", "counter",
+	    "Recipients of the messages relayed.",
+	    get(&m.recipients));
+	one(sb, "authrelay_message_bytes_total", "counter",
+	    "Octets of the messages relayed, as the clients sent them.",
+	    get(&m.octets));
 	render_histogram(sb, "authrelay_relay_duration_seconds",
 			 "Time from DATA to the smarthost's reply to the end "
 			 "of a message it accepted.", &m.relay_duration);
