@@ -69,9 +69,7 @@ static void out(enum token_result res, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(reason, sizeof(reason), fmt, ap);
 	va_end(ap);
-	for (char *p = reason; *p != '\0'; p++)
-		if (*p < ' ' || *p > '~')
-			*p = '?';
+	token_reason_clean(reason);
 	printf("%s %s\n", res == TOKEN_TEMPFAIL ? "TEMPFAIL" : "PERMFAIL",
 	       reason);
 	fflush(stdout);

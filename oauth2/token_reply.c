@@ -14,6 +14,13 @@
 /* Nesting allowed in a response: a token response is one flat object. */
 #define JSON_DEPTH 8
 
+void token_reason_clean(char *s)
+{
+	for (; *s != '\0'; s++)
+		if (*s < ' ' || *s > '~')
+			*s = '?';
+}
+
 static void set(struct token_reply *r, enum token_result result,
 		const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void set(struct token_reply *r, enum token_result result,
@@ -27,10 +34,7 @@ static void set(struct token_reply *r, enum token_result result,
 	va_start(ap, fmt);
 	vsnprintf(r->reason, sizeof(r->reason), fmt, ap);
 	va_end(ap);
-	/* One log line of printable ASCII, whatever the endpoint sent. */
-	for (char *p = r->reason; *p != '\0'; p++)
-		if (*p < ' ' || *p > '~')
-			*p = '?';
+	token_reason_clean(r->reason);
 }
 
 /* RFC 6750 §2.1 b64token: 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" /

@@ -30,4 +30,8 @@ struct token_reply {
 void token_reply_parse(long http_status, const char *body, size_t len,
 		       struct token_reply *r);
 
+/* Every octet of s outside printable ASCII becomes '?': a reason is one
+ * line of the log, whatever a server sent. */
+void token_reason_clean(char *s);
+
 #endif
