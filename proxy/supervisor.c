@@ -109,7 +109,7 @@ worker_exec(const struct supervisor_params *p, int bundle_fd, pid_t parent,
 			 (char *)extra, NULL };
 	const char *error;
 	sigset_t none;
-	int a, b;
+	int a, b, exe;
 
 	/* A worker never outlives its supervisor. */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 ||
@@ -122,6 +122,16 @@ worker_exec(const struct supervisor_params *p, int bundle_fd, pid_t parent,
 	if (a < 0 || b < 0 || dup2(a, WORKER_SOCK_FD) < 0 ||
 	    dup2(b, WORKER_BUNDLE_FD) < 0)
 		_exit(1);
+	/* The program is opened while still root, so that a worker that
+	 * drops privileges runs it wherever it lies (a directory only root
+	 * may search, say): permission to execute is then checked on the
+	 * file alone. */
+	exe = open(cfg->worker_path, O_PATH | O_CLOEXEC);
+	if (exe < 0) {
+		log_err("cannot start auth worker %s: %s", cfg->worker_path,
+			strerror(errno));
+		_exit(127);
+	}
 	/* With LDAP the worker needs no privilege: the bind secret is in
 	 * its bundle. PAM modules may need root (pam_unix and
 	 * /etc/shadow), so PAM workers keep it. */
@@ -131,7 +141,11 @@ worker_exec(const struct supervisor_params *p, int bundle_fd, pid_t parent,
 			strerror(errno));
 		_exit(1);
 	}
-	execv(cfg->worker_path, argv);
+	fexecve(exe, argv, environ);
+	/* A script cannot be run from a close-on-exec descriptor: its
+	 * interpreter would find the descriptor gone. */
+	if (errno == ENOENT)
+		execv(cfg->worker_path, argv);
 	log_err("cannot start auth worker %s: %s", cfg->worker_path,
 		strerror(errno));
 	_exit(127);

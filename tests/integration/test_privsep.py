@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 
 import harness  # noqa: E402
-from conftest import (AUTHRELAY_BIN, BUILDDIR, SRCDIR, USERS, base_env, free_port,
+from conftest import (AUTHRELAY_AUTH_WORKER, AUTHRELAY_BIN, BUILDDIR, SRCDIR, USERS, base_env, free_port,
                       require, sanitizer_env, service_user)
 from harness import SMTPRaw, check
 from slapd import USERS as LDAP_USERS
@@ -108,6 +108,32 @@ def test_ldap_workers_run_unprivileged(authrelay, ldap_server):
         # Workers install no seccomp filter of their own.
         problems = [p for p in problems if not p.startswith("Seccomp")]
         assert problems == [], f"LDAP worker {w}: {problems}"
+
+
+def test_ldap_worker_in_a_root_only_directory(authrelay, ldap_server,
+                                              tmp_path):
+    """The worker program may lie where only root can look (a 0700
+    directory): the supervisor opens it before the worker drops to the
+    network user, who could not even find it by name."""
+    hidden = tmp_path / "root-only"
+    hidden.mkdir()
+    os.chmod(hidden, 0o700)
+    worker = hidden / "authrelay-auth"
+    shutil.copy2(AUTHRELAY_AUTH_WORKER, worker)
+    assert open_as_service_user([worker])[str(worker)] == \
+        "Permission denied"
+    cfg = ldap_config(ldap_server)
+    cfg.setdefault("auth", {})["worker_path"] = str(worker)
+    d = authrelay(config=cfg, pam="system")
+    with d.session() as c:
+        check(c.auth_plain("alice", LDAP_USERS["alice"]["password"]), 235,
+              "2.7.0")
+    with d.session() as c:
+        check(c.auth_plain("alice", "wrong"), 535, "5.7.8")
+    workers = d.worker_pids()
+    assert workers, "no auth worker after an LDAP AUTH"
+    for w in workers:
+        assert ps(w)[0] == service_user().pw_name, ps(w)
 
 
 # -- secrets ---------------------------------------------------------------
