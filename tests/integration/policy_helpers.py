@@ -217,13 +217,20 @@ def _task_writes(pid):
 def serving_thread(d, c):
     """The thread (tid) of the daemon that serves the authenticated
     session c: the one that writes the reply to a NOOP (TLS records go
-    out with write(2), which the task's syscw counts). None if that is
-    not clear (another session was busy at the same time)."""
-    before = _task_writes(d.net_pid)
-    check(c.cmd("NOOP"), 250, "2.0.0", "NOOP")
-    after = _task_writes(d.net_pid)
-    wrote = [t for t in after if t in before and after[t] > before[t]]
-    return wrote[0] if len(wrote) == 1 else None
+    out with write(2), which the task's syscw counts). Another thread
+    may write at the same time (the log line of a session that just
+    ended): the serving thread is the one that wrote on each of up to
+    five NOOPs. None if that is still not clear."""
+    candidates = None
+    for _ in range(5):
+        before = _task_writes(d.net_pid)
+        check(c.cmd("NOOP"), 250, "2.0.0", "NOOP")
+        after = _task_writes(d.net_pid)
+        wrote = {t for t in after if t in before and after[t] > before[t]}
+        candidates = wrote if candidates is None else candidates & wrote
+        if len(candidates) <= 1:
+            break
+    return next(iter(candidates)) if len(candidates) == 1 else None
 
 
 def sessions_on_two_threads(d, make, per_thread=2, max_sessions=64):

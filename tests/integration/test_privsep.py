@@ -366,6 +366,12 @@ class SplitUnits:
         self.log = open(self.log_path, "wb")
         self.ports = {"submission": free_port(), "submissions": free_port()}
         self.sup = self.net = None
+        # The network unit runs as the service user, who may not be able
+        # to reach the build tree (a 0700 work directory): its own copy
+        # of the program, as /usr/sbin/authrelay would be.
+        self.net_bin = self.dir / "authrelay"
+        shutil.copy2(AUTHRELAY_BIN, self.net_bin)
+        os.chmod(self.net_bin, 0o755)
 
     def start_supervisor(self):
         cmd = [self.ssa, "--seqpacket", "--accept", "-l", str(self.sock)]
@@ -391,7 +397,7 @@ class SplitUnits:
         cmd.append("--fdname=submission:submissions")
         for k, v in env.items():
             cmd += ["-E", f"{k}={v}"]
-        cmd += [str(AUTHRELAY_BIN), "--supervisor-socket", str(self.sock)]
+        cmd += [str(self.net_bin), "--supervisor-socket", str(self.sock)]
         # What systemd does for User=authrelay, CapabilityBoundingSet=
         # (empty), NoNewPrivileges=yes.
         setpriv = require("setpriv", "setpriv (util-linux)")
@@ -465,7 +471,7 @@ def test_split_units_serve_unprivileged(split_units):
     # systemd-socket-activate execs the daemon in place: the network
     # process is u.net.pid itself, running as authrelay.
     net = u.net.pid
-    assert harness.cmdline(net)[:2] == [str(AUTHRELAY_BIN),
+    assert harness.cmdline(net)[:2] == [str(u.net_bin),
                                         "--supervisor-socket"]
     problems = harness.privilege_problems(net, service_user())
     assert problems == [], problems
