@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "proxy_proto.h"
+#include "run_queue.h"
 #include "xalloc.h"
 
 /* Output past this stops the session from reading more commands until
@@ -43,7 +45,15 @@ enum conn_state {
 struct conn {
 	sd_event *event;
 	int fd;
-	sd_event_source *io, *timer, *defer;
+	sd_event_source *io, *timer;
+	struct run_queue *queue;	/* this loop's: runs soon, see schedule() */
+	struct run_entry run;
+	/* The deadline is kept here and the timer moved only when it must
+	 * fire sooner: a session pushes it on at every command, and a timer
+	 * moved every time would cost a timerfd_settime() each. */
+	uint64_t deadline;		/* CLOCK_MONOTONIC usec; 0: none */
+	uint64_t timer_at;		/* when the armed timer fires */
+	bool timer_armed;
 	enum conn_state state;
 	SSL *ssl;
 	SSL_CTX *tls_ctx;		/* for the handshake to come */
@@ -51,6 +61,7 @@ struct conn {
 	bool tls_verify;
 	char *tls_host;			/* client: expected peer name */
 	uint32_t handshake_events;
+	uint32_t events;		/* what epoll watches for */
 	bool reading;
 	bool closing;
 	bool read_wants_write;		/* SSL_read returned WANT_WRITE */
@@ -69,31 +80,71 @@ struct conn {
 static void conn_run(struct conn *c);
 static void conn_update_events(struct conn *c);
 
+/* What a connection's event queued (its own reply, the other side of
+ * the relay) runs before the loop waits again: one epoll_wait per event,
+ * not one per connection touched. c may be gone after conn_run(). */
+static void run_and_drain(struct conn *c, void (*fn)(struct conn *c))
+{
+	struct run_queue *q = c->queue;
+
+	run_queue_hold(q);
+	fn(c);
+	run_queue_drain(q);
+	run_queue_put(q);
+}
+
 static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
-	conn_run(userdata);
+	run_and_drain(userdata, conn_run);
 	return 0;
 }
 
-static int on_defer(sd_event_source *s, void *userdata)
+static void on_run(struct run_entry *e)
 {
-	conn_run(userdata);
-	return 0;
+	conn_run((struct conn *)((char *)e - offsetof(struct conn, run)));
+}
+
+static void arm_timer(struct conn *c, uint64_t at)
+{
+	sd_event_source_set_time(c->timer, at);
+	sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT);
+	c->timer_at = at;
+	c->timer_armed = true;
+}
+
+static void conn_timeout(struct conn *c)
+{
+	uint64_t now;
+
+	c->timer_armed = false;
+	if (c->state == CONN_DEAD || c->deadline == 0)
+		return;
+	if (sd_event_now(c->event, CLOCK_MONOTONIC, &now) >= 0 &&
+	    now < c->deadline) {
+		arm_timer(c, c->deadline);	/* it was pushed on */
+		return;
+	}
+	c->deadline = 0;
+	c->cb(c, CONN_EV_TIMEOUT, c->ctx);
 }
 
 static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
 {
-	struct conn *c = userdata;
-
-	if (c->state != CONN_DEAD)
-		c->cb(c, CONN_EV_TIMEOUT, c->ctx);
+	run_and_drain(userdata, conn_timeout);
 	return 0;
+}
+
+/* What epoll watches the socket for; a change only when it is one. */
+static void watch(struct conn *c, uint32_t ev)
+{
+	if (ev != c->events && sd_event_source_set_io_events(c->io, ev) >= 0)
+		c->events = ev;
 }
 
 static void schedule(struct conn *c)
 {
 	if (c->state != CONN_DEAD)
-		sd_event_source_set_enabled(c->defer, SD_EVENT_ONESHOT);
+		run_queue_add(c->queue, &c->run);
 }
 
 struct conn *conn_new(sd_event *event, int fd, size_t in_cap, size_t max_line,
@@ -115,8 +166,11 @@ struct conn *conn_new(sd_event *event, int fd, size_t in_cap, size_t max_line,
 	c->state = CONN_PLAIN;
 	line_reader_init(&c->in, in_cap, max_line);
 	c->in_size = in_cap;
-	if (sd_event_add_io(event, &c->io, fd, EPOLLIN, on_io, c) < 0 ||
-	    sd_event_add_defer(event, &c->defer, on_defer, c) < 0 ||
+	c->run.run = on_run;
+	c->queue = run_queue_get(event);
+	c->events = EPOLLIN;
+	if (c->queue == NULL ||
+	    sd_event_add_io(event, &c->io, fd, EPOLLIN, on_io, c) < 0 ||
 	    sd_event_add_time_relative(event, &c->timer, CLOCK_MONOTONIC,
 				       UINT64_MAX / 2, 0, on_timer, c) < 0) {
 		/* Only fails on ENOMEM or fd exhaustion of epoll. */
@@ -124,7 +178,6 @@ struct conn *conn_new(sd_event *event, int fd, size_t in_cap, size_t max_line,
 		conn_free(&c);	/* closes fd */
 		return NULL;
 	}
-	sd_event_source_set_enabled(c->defer, SD_EVENT_OFF);
 	sd_event_source_set_enabled(c->timer, SD_EVENT_OFF);
 	return c;
 }
@@ -137,8 +190,11 @@ void conn_free(struct conn **cp)
 		return;
 	*cp = NULL;
 	sd_event_source_disable_unref(c->io);
-	sd_event_source_disable_unref(c->defer);
 	sd_event_source_disable_unref(c->timer);
+	if (c->queue != NULL) {
+		run_queue_remove(c->queue, &c->run);
+		run_queue_put(c->queue);
+	}
 	if (c->ssl != NULL) {
 		if (c->state == CONN_TLS)
 			(void)SSL_shutdown(c->ssl);
@@ -228,7 +284,15 @@ bool conn_output_full(const struct conn *c)
 
 void conn_set_reading(struct conn *c, bool on)
 {
+	bool was = c->reading;
+
 	c->reading = on;
+	/* Already reading, with epoll watching for input and nothing read
+	 * ahead by OpenSSL: input will wake the connection; a run now
+	 * would only find the socket empty. */
+	if (on && was && (c->events & EPOLLIN) &&
+	    (c->ssl == NULL || !SSL_has_pending(c->ssl)))
+		return;
 	schedule(c);
 }
 
@@ -264,7 +328,7 @@ static void conn_proxy_read(struct conn *c)
 	n = recv(c->fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
 		      errno == EINTR)) {
-		sd_event_source_set_io_events(c->io, EPOLLIN | EPOLLET);
+		watch(c, EPOLLIN | EPOLLET);
 		return;
 	}
 	if (n <= 0) {
@@ -277,7 +341,7 @@ static void conn_proxy_read(struct conn *c)
 			c->proxy_error = "header too long";
 			goto failed;
 		}
-		sd_event_source_set_io_events(c->io, EPOLLIN | EPOLLET);
+		watch(c, EPOLLIN | EPOLLET);
 		return;
 	}
 	if (st == PROXY_PROTO_INVALID) {
@@ -346,14 +410,19 @@ const char *conn_tls_cipher(const struct conn *c)
 
 void conn_set_deadline(struct conn *c, uint64_t usec)
 {
+	uint64_t now;
+
 	if (c->state == CONN_DEAD)
 		return;
 	if (usec == 0) {
-		sd_event_source_set_enabled(c->timer, SD_EVENT_OFF);
+		c->deadline = 0;	/* an armed timer finds none, and stops */
 		return;
 	}
-	sd_event_source_set_time_relative(c->timer, usec);
-	sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT);
+	if (sd_event_now(c->event, CLOCK_MONOTONIC, &now) < 0)
+		now = 0;
+	c->deadline = now + usec;
+	if (!c->timer_armed || c->timer_at > c->deadline)
+		arm_timer(c, c->deadline);
 }
 
 void conn_close_after_flush(struct conn *c)
@@ -379,7 +448,9 @@ static void conn_dead(struct conn *c)
 	c->state = CONN_DEAD;
 	sd_event_source_set_enabled(c->io, SD_EVENT_OFF);
 	sd_event_source_set_enabled(c->timer, SD_EVENT_OFF);
-	sd_event_source_set_enabled(c->defer, SD_EVENT_OFF);
+	c->timer_armed = false;
+	c->deadline = 0;
+	run_queue_remove(c->queue, &c->run);
 	c->cb(c, CONN_EV_CLOSED, c->ctx);
 }
 
@@ -579,15 +650,20 @@ static int conn_read(struct conn *c)
 		}
 		line_reader_commit(&c->in, (size_t)n);
 		got = 1;
-		if (c->ssl == NULL && (size_t)n < avail)
+		/* A short read took all the socket had; OpenSSL reads ahead
+		 * (tls.c), so with nothing left in its buffer the socket was
+		 * drained too. Asking again would only return EAGAIN: the
+		 * level-triggered epoll reports what comes later. */
+		if (c->ssl == NULL ? (size_t)n < avail
+				   : !SSL_has_pending(c->ssl))
 			break;
 	}
-	/* Records OpenSSL already decrypted raise no epoll event: come back
-	 * for them, but only while there is room for them. With the buffer
-	 * full the session must consume first; it asks for more with
+	/* What OpenSSL already read (or decrypted) raises no epoll event:
+	 * come back for it, but only while there is room for it. With the
+	 * buffer full the session must consume first; it asks for more with
 	 * conn_set_reading(). Re-arming regardless would spin this thread's
-	 * loop forever (a deferred source runs before anything else). */
-	if (c->ssl != NULL && c->reading && SSL_pending(c->ssl) > 0 &&
+	 * loop forever (queued work runs before anything else). */
+	if (c->ssl != NULL && c->reading && SSL_has_pending(c->ssl) &&
 	    line_reader_room(&c->in) > 0)
 		schedule(c);
 	return got;
@@ -609,7 +685,7 @@ static void conn_update_events(struct conn *c)
 		if (c->write_wants_read)
 			ev |= EPOLLIN;
 	}
-	sd_event_source_set_io_events(c->io, ev);
+	watch(c, ev);
 }
 
 /* Between commands a connection holds no I/O buffer of its own (with
@@ -626,7 +702,7 @@ static void conn_idle_release(struct conn *c)
 	}
 	/* Not during DATA (a bigger buffer asked for): the stream goes on. */
 	if (c->in.next_cap == c->in_size &&
-	    (c->ssl == NULL || SSL_pending(c->ssl) == 0))
+	    (c->ssl == NULL || !SSL_has_pending(c->ssl)))
 		line_reader_release(&c->in);
 }
 

@@ -70,8 +70,8 @@ static void on_failure_counted(void *ctx, bool blocked, uint64_t delay)
 		smtp_auth_on_delay(s);
 		return;
 	}
-	sd_event_source_set_time_relative(s->delay, delay);
-	sd_event_source_set_enabled(s->delay, SD_EVENT_ONESHOT);
+	if (session_delay(s, delay) < 0)
+		smtp_auth_on_delay(s);	/* answered now rather than never */
 }
 
 /* Every refusal gets the same 535, after the same delay, whatever the

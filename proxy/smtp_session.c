@@ -5,6 +5,7 @@
 
 #include <limits.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -178,7 +179,7 @@ void session_reply_error(struct smtp_session *s, const char *fmt, ...)
 
 void session_schedule_resume(struct smtp_session *s)
 {
-	sd_event_source_set_enabled(s->resume, SD_EVENT_ONESHOT);
+	run_queue_add(s->queue, &s->resume);
 }
 
 uint64_t session_now(struct smtp_session *s)
@@ -417,15 +418,28 @@ static void session_process(struct smtp_session *s)
 	session_schedule_resume(s);
 }
 
-static int on_resume(sd_event_source *src, void *userdata)
+static void on_resume(struct run_entry *e)
 {
-	session_process(userdata);
-	return 0;
+	session_process((struct smtp_session *)
+			((char *)e - offsetof(struct smtp_session, resume)));
 }
 
 static int on_delay_timer(sd_event_source *src, uint64_t usec, void *userdata)
 {
 	smtp_auth_on_delay(userdata);
+	return 0;
+}
+
+/* Made on the first refused login only: most sessions never need it. */
+int session_delay(struct smtp_session *s, uint64_t usec)
+{
+	if (s->delay == NULL &&
+	    sd_event_add_time_relative(s->host.event, &s->delay,
+				       CLOCK_MONOTONIC, usec, 0,
+				       on_delay_timer, s) < 0)
+		return -1;
+	sd_event_source_set_time_relative(s->delay, usec);
+	sd_event_source_set_enabled(s->delay, SD_EVENT_ONESHOT);
 	return 0;
 }
 
@@ -513,7 +527,8 @@ static void session_destroy(struct smtp_session *s)
 	smtp_tx_free(&s->tx);
 	smtp_pipe_free(s);
 	smtp_auth_free(s);
-	sd_event_source_disable_unref(s->resume);
+	run_queue_remove(s->queue, &s->resume);
+	run_queue_put(s->queue);
 	sd_event_source_disable_unref(s->delay);
 	conn_free(&s->conn);
 	if (s->limits_counted)
@@ -655,20 +670,15 @@ struct smtp_session *smtp_session_new(const struct smtp_session_host *host,
 	s->limits_counted = true;
 	set_client(s, addr);
 	sd_event_now(event, CLOCK_MONOTONIC, &s->start_usec);
-	if (sd_event_add_defer(event, &s->resume, on_resume, s) < 0 ||
-	    sd_event_add_time_relative(event, &s->delay, CLOCK_MONOTONIC,
-				       UINT64_MAX / 2, 0, on_delay_timer,
-				       s) < 0) {
+	s->resume.run = on_resume;
+	s->queue = run_queue_get(event);
+	if (s->queue == NULL) {
 		close(fd);
-		sd_event_source_disable_unref(s->resume);
-		sd_event_source_disable_unref(s->delay);
 		limits_disconnect(&s->addr);
 		settings_put(&s->st);
 		free(s);
 		return NULL;
 	}
-	sd_event_source_set_enabled(s->resume, SD_EVENT_OFF);
-	sd_event_source_set_enabled(s->delay, SD_EVENT_OFF);
 	atomic_fetch_add(&stats.sessions_active, 1);
 	atomic_fetch_add(&stats.sessions_total, 1);
 	/* From here on session_destroy() undoes everything. */

@@ -17,6 +17,7 @@
 #include "conn.h"
 #include "log.h"
 #include "relay.h"
+#include "run_queue.h"
 #include "sasl.h"
 #include "shared_state.h"
 #include "smtp_cmd.h"
@@ -103,8 +104,9 @@ struct smtp_session {
 	struct settings *st;
 	const struct config *cfg;
 	struct conn *conn;
-	sd_event_source *resume;	/* continue with buffered commands */
-	sd_event_source *delay;		/* failure_delay timer */
+	struct run_queue *queue;	/* the loop's, for resume */
+	struct run_entry resume;	/* continue with buffered commands */
+	sd_event_source *delay;		/* failure_delay timer, once needed */
 	struct auth_lookup *lookup;
 	struct shared_call *shared_call;	/* the check being waited for */
 	enum session_state shared_resume;	/* the state after it */
@@ -172,6 +174,8 @@ void session_reply_error(struct smtp_session *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void session_close(struct smtp_session *s);
 void session_schedule_resume(struct smtp_session *s);
+/* smtp_auth_on_delay(s) after usec; -1 without memory for the timer. */
+int session_delay(struct smtp_session *s, uint64_t usec);
 uint64_t session_now(struct smtp_session *s);
 /* On a STARTTLS listener before STARTTLS. */
 bool session_tls_required(const struct smtp_session *s);

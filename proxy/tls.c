@@ -106,6 +106,9 @@ SSL_CTX *tls_server_ctx_new(const struct config *cfg, const struct bundle *b,
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS |
 			 SSL_MODE_ENABLE_PARTIAL_WRITE |
 			 SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	/* One read() per burst of records instead of two per record (its
+	 * header, then the rest); conn.c looks at SSL_has_pending(). */
+	SSL_CTX_set_read_ahead(ctx, 1);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION |
 			    SSL_OP_NO_RENEGOTIATION |
 			    SSL_OP_CIPHER_SERVER_PREFERENCE);

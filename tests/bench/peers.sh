@@ -35,7 +35,10 @@
 #
 # RUNS [3] DUR [4] s per run, CONC_A [32], IDLE_N [500], BENCH_PORT
 # [25500] (.. +40), BENCH_DIR (default a new /tmp/authrelay-peers.*),
-# PEERS [1] (0: authrelay and the baselines only). Needs root (Postfix's
+# PEERS [1] (0: authrelay and the baselines only). BASE_BUILDDIR: a
+# second authrelay build (the one before a change) run as a third
+# instance (RSA) through A, B, C and D interleaved with the first, for
+# ratios new/base within one go. Needs root (Postfix's
 # master and Dovecot run as root and drop privileges themselves); the
 # system's own dovecot and postfix services are not touched.
 set -uo pipefail
@@ -43,6 +46,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 BUILDDIR=${AUTHRELAY_BUILDDIR:-/work/build-lead}
 RUNS=${RUNS:-3} DUR=${DUR:-4} CONC_A=${CONC_A:-32} IDLE_N=${IDLE_N:-500}
 PEERS=${PEERS:-1}
+BASE_BUILDDIR=${BASE_BUILDDIR:-}
 PORT=${BENCH_PORT:-25500}
 WORK=${BENCH_DIR:-$(mktemp -d /tmp/authrelay-peers.XXXXXX)}
 BASE=dc=example,dc=com
@@ -92,11 +96,17 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
 	-out "$WORK/ec-cert.pem" 2>/dev/null || die "ECDSA certificate"
 chmod 644 "$WORK"/*.pem
 cp "$BUILDDIR/proxy/authrelay" "$BUILDDIR/pam/authrelay-auth" "$WORK/"
+if [ -n "$BASE_BUILDDIR" ]; then
+	mkdir -p "$WORK/base"
+	cp "$BASE_BUILDDIR/proxy/authrelay" "$BASE_BUILDDIR/pam/authrelay-auth" \
+		"$WORK/base/" || die "no authrelay in $BASE_BUILDDIR"
+fi
 
 P_SINK=$PORT P_LDAP=$((PORT + 1))
 P_AR_S=$((PORT + 2)) P_AR_T=$((PORT + 3))	# authrelay RSA: starttls, tls
 P_EC_S=$((PORT + 4)) P_EC_T=$((PORT + 5))	# authrelay ECDSA
 P_DOV=$((PORT + 6)) P_PF=$((PORT + 7))
+P_BA_S=$((PORT + 8)) P_BA_T=$((PORT + 9))	# BASE_BUILDDIR's authrelay
 SS_RSA=$(seq -s, $((PORT + 10)) $((PORT + 17)))
 SS_EC=$(seq -s, $((PORT + 20)) $((PORT + 27)))
 
@@ -172,7 +182,8 @@ done
 # --------------------------------------------------------------------------
 # authrelay: RSA and ECDSA instances
 
-ar_conf() {	# name starttls-port tls-port cert key
+ar_conf() {	# name starttls-port tls-port cert key [binary directory]
+	local bin=${6:-$WORK}
 	cat > "$WORK/$1.conf" <<CONF
 [server]
 hostname = bench.example
@@ -188,7 +199,7 @@ key = $5
 [auth]
 backend = ldap
 require_group = cn=senders,ou=groups,$BASE
-worker_path = $WORK/authrelay-auth
+worker_path = $bin/authrelay-auth
 workers = 4
 [ldap]
 uri = ldap://127.0.0.1:$P_LDAP
@@ -199,13 +210,15 @@ bind_password_file = $WORK/ldap/bind.secret
 smarthost = 127.0.0.1:$P_SINK
 tls = none
 CONF
-	"$WORK/authrelay" -t -c "$WORK/$1.conf" >/dev/null || die "$1: config check failed"
-	"$WORK/authrelay" -c "$WORK/$1.conf" >"$WORK/$1.log" 2>&1 </dev/null &
+	"$bin/authrelay" -t -c "$WORK/$1.conf" >/dev/null || die "$1: config check failed"
+	"$bin/authrelay" -c "$WORK/$1.conf" >"$WORK/$1.log" 2>&1 </dev/null &
 	PIDS+=($!); SRV[$1]=$!
 	wait_port "$3" || die "$1 did not start"
 }
 ar_conf ar_rsa "$P_AR_S" "$P_AR_T" "$WORK/cert.pem" "$WORK/key.pem"
 ar_conf ar_ec "$P_EC_S" "$P_EC_T" "$WORK/ec-cert.pem" "$WORK/ec-key.pem"
+[ -n "$BASE_BUILDDIR" ] &&
+	ar_conf ar_base "$P_BA_S" "$P_BA_T" "$WORK/cert.pem" "$WORK/key.pem" "$WORK/base"
 
 # --------------------------------------------------------------------------
 # Dovecot submission, and Dovecot auth for Postfix
@@ -411,7 +424,8 @@ B=(-c 8 -m 0 -s 1024)
 C=(-c 4 -m 0 -s 5242880)
 
 # warm-up: one session each (workers, connections to slapd)
-for p in "$P_AR_S" "$P_EC_S" $([ "$PEERS" = 1 ] && echo "$P_DOV $P_PF"); do
+for p in "$P_AR_S" "$P_EC_S" $([ "$PEERS" = 1 ] && echo "$P_DOV $P_PF") \
+	$([ -n "$BASE_BUILDDIR" ] && echo "$P_BA_S"); do
 	"$LOADGEN" -p "$p" -c 1 -n 2 -m 1 "${AUTH[@]}" -t 10 -G 20 -q >/dev/null ||
 		log "warm-up session on port $p failed"
 done
@@ -421,6 +435,7 @@ for r in $(seq 1 "$RUNS"); do
 	log "run $r/$RUNS"
 	cat /proc/loadavg >> "$WORK/res/loadavg"
 	run A_ar_rsa ar_rsa session -p "$P_AR_S" "${A[@]}"
+	[ -n "$BASE_BUILDDIR" ] && run A_ar_base ar_base session -p "$P_BA_S" "${A[@]}"
 	run H_ar_rsa ar_rsa session -p "$P_AR_T" "${HS[@]}"
 	run H_ss_rsa ss_rsa session -p "$SS_RSA" "${HS[@]}"
 	run A_ar_ec ar_ec session -p "$P_EC_S" "${A[@]}"
@@ -435,12 +450,14 @@ for r in $(seq 1 "$RUNS"); do
 	fi
 	run B_sink sink msg -M plain -p "$P_SINK" "${B[@]}"
 	run B_ar_rsa ar_rsa msg -p "$P_AR_S" "${B[@]}" "${AUTH[@]}"
+	[ -n "$BASE_BUILDDIR" ] && run B_ar_base ar_base msg -p "$P_BA_S" "${B[@]}" "${AUTH[@]}"
 	if [ "$PEERS" = 1 ]; then
 		run B_dovecot dovecot msg -p "$P_DOV" "${B[@]}" "${AUTH[@]}"
 		run B_postfix postfix msg -p "$P_PF" "${B[@]}" "${AUTH[@]}"
 	fi
 	run C_sink sink mb -M plain -p "$P_SINK" "${C[@]}"
 	run C_ar_rsa ar_rsa mb -p "$P_AR_S" "${C[@]}" "${AUTH[@]}"
+	[ -n "$BASE_BUILDDIR" ] && run C_ar_base ar_base mb -p "$P_BA_S" "${C[@]}" "${AUTH[@]}"
 	if [ "$PEERS" = 1 ]; then
 		run C_dovecot dovecot mb -p "$P_DOV" "${C[@]}" "${AUTH[@]}"
 		run C_postfix postfix mb -p "$P_PF" "${C[@]}" "${AUTH[@]}"
@@ -467,6 +484,7 @@ idle() {	# name port
 }
 log "idle sessions: $IDLE_N per server"
 idle ar_rsa "$P_AR_S"
+[ -n "$BASE_BUILDDIR" ] && idle ar_base "$P_BA_S"
 [ "$PEERS" = 1 ] && { idle dovecot "$P_DOV"; idle postfix "$P_PF"; }
 
 # --------------------------------------------------------------------------
@@ -532,6 +550,15 @@ line() {	# label scen unit
 		printf "  %-44s %8.1f KiB/session (%s -> %s KiB, %d established, %s failed)\n", $1,
 			(e > 0 ? (v["pss_open_kib"] - v["pss_before_kib"]) / e : 0),
 			v["pss_before_kib"], v["pss_open_kib"], e, v["failed"] }' "$WORK/res/D"
+	if [ -n "$BASE_BUILDDIR" ]; then
+		echo "BASE  $BASE_BUILDDIR (sha256 $(sha256sum "$WORK/base/authrelay" | cut -c1-12)), RSA, in the same runs"
+		line "base build: A session" A_ar_base session
+		line "base build: B per message" B_ar_base msg
+		line "base build: C per MB" C_ar_base MB
+		for k in A_ar_rsa:A_ar_base B_ar_rsa:B_ar_base C_ar_rsa:C_ar_base; do
+			echo "  ratio new / base ${k%%_*}: $(ratio "$(med "${k%%:*}" 1)" "$(med "${k#*:}" 1)")"
+		done
+	fi
 	echo "total time: $(($(date +%s) - T_START)) s"
 } > "$WORK/summary.txt"
 cat "$WORK/summary.txt"
