@@ -740,6 +740,15 @@ static void conn_run(struct conn *c)
 	}
 	if (c->out_off == c->out_len) {
 		if (c->closing) {
+			/* close_notify (RFC 8446 §6.1): the peer tells the
+			 * end from a cut connection, and a client keeps the
+			 * session ticket it would drop after a cut. One try:
+			 * the peer's close_notify is not waited for. */
+			if (c->state == CONN_TLS) {
+				ERR_clear_error();
+				(void)SSL_shutdown(c->ssl);
+				ERR_clear_error();
+			}
 			conn_dead(c);
 			return;
 		}

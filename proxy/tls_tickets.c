@@ -93,8 +93,8 @@ static void rotate(struct tls_tickets *t, uint64_t now)
 }
 
 /* SSL_CTX_set_tlsext_ticket_key_evp_cb: enc 1, a new ticket (fill the
- * name and IV); enc 0, open one: 1 good, 2 good but renew it with the
- * current key, 0 unknown key (a full handshake follows), -1 error. */
+ * name and IV); enc 0, open one: 2 good and renew it (with the current
+ * key), 0 unknown key (a full handshake follows), -1 error. */
 static int ticket_cb(SSL *ssl, unsigned char name[TICKET_NAME_LEN],
 		     unsigned char *iv, EVP_CIPHER_CTX *cctx,
 		     EVP_MAC_CTX *hctx, int enc)
@@ -116,8 +116,11 @@ static int ticket_cb(SSL *ssl, unsigned char name[TICKET_NAME_LEN],
 		}
 	} else if (t->cur.valid &&
 		   memcmp(name, t->cur.name, TICKET_NAME_LEN) == 0) {
+		/* Renewed all the same: a TLS 1.3 client uses a ticket
+		 * once (RFC 8446 §C.4), so a resumed session that got no
+		 * new one would be followed by a full handshake. */
 		k = t->cur;
-		ret = 1;
+		ret = 2;
 	} else if (t->prev.valid &&
 		   memcmp(name, t->prev.name, TICKET_NAME_LEN) == 0) {
 		k = t->prev;

@@ -863,13 +863,11 @@ static void drive(struct sess *s, uint32_t revents)
 					resumed++;
 				if (mode == MODE_HANDSHAKE) {
 					after_setup(s);
-					if (resume && !s->got_ticket &&
-					    !SSL_session_reused(s->ssl)) {
-						/* the ticket follows a full
-						 * handshake: read until it
-						 * came (a resumed one keeps
-						 * its ticket if no new one
-						 * comes) */
+					if (resume && !s->got_ticket) {
+						/* the ticket follows the
+						 * handshake, full or resumed
+						 * (a TLS 1.3 ticket is used
+						 * once): read until it came */
 						s->phase = PH_TICKET;
 						continue;
 					}

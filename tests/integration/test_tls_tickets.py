@@ -2,17 +2,21 @@
 that comes back resumes its TLS 1.2 or TLS 1.3 session, whichever
 serving thread takes the new connection (the ticket keys are shared by
 all threads); after the keys rotate (a reload, or the lifetime passing)
-the old ticket is refused and a full handshake follows. With
-ticket_lifetime = 0 nothing is resumed."""
+the old ticket is refused and a full handshake follows. A client that
+reconnects all day resumes every time: each resumed session brings a new
+ticket, and the server ends TLS with close_notify (after a cut, a strict
+client drops its ticket). With ticket_lifetime = 0 nothing is resumed."""
 
+import re
 import signal
 import socket
 import ssl
+import subprocess
 import time
 
 import pytest
 
-from harness import REPLY_TIMEOUT, SMTPRaw, check
+from harness import REPLY_TIMEOUT, SMTPRaw, check, require
 from policy_helpers import serving_thread
 
 VERSIONS = {"TLSv1.2": ssl.TLSVersion.TLSv1_2,
@@ -75,6 +79,73 @@ def test_resumed_on_another_thread(authrelay, pki, version):
         c.close()
     assert others, f"40 resumed connections, none on a thread other " \
         f"than {home}"
+
+
+def end_after_quit(c):
+    """QUIT, the 221, then the end of the connection."""
+    check(c.cmd("QUIT"), 221, "2.0.0", "QUIT")
+    c.assert_closed()
+    c.close()
+
+
+@pytest.mark.parametrize("listener", ["tls", "starttls"])
+@pytest.mark.parametrize("version", sorted(VERSIONS))
+def test_tls_ends_with_close_notify(authrelay, version, listener):
+    """After QUIT the server ends TLS with close_notify before it closes
+    the socket (RFC 8446 6.1). OpenSSL 3 clients take a bare end of the
+    stream as an error and drop the session's ticket (Python's ssl hides
+    it, so openssl s_client is the witness)."""
+    openssl = require("openssl")
+    d = authrelay()
+    port = d.starttls_port if listener == "starttls" else d.tls_port
+    cmd = [openssl, "s_client", "-connect", f"127.0.0.1:{port}", "-msg",
+           "-nocommands", "-ign_eof",
+           "-tls1_2" if version == "TLSv1.2" else "-tls1_3"]
+    if listener == "starttls":
+        cmd += ["-starttls", "smtp"]
+    r = subprocess.run(cmd, input="EHLO client.example\r\nQUIT\r\n",
+                       capture_output=True, text=True, timeout=30)
+    out = r.stdout + r.stderr
+    assert "221 2.0.0" in out, out
+    got = re.findall(r"^<<< .*Alert.*$", out, re.M)
+    assert any(a.endswith("warning close_notify") for a in got), \
+        f"no close_notify from the server ({version}, {listener}):\n{out}"
+    assert not any("fatal" in a for a in got), got
+    assert not re.search(r"^>>> .*Alert.*fatal", out, re.M), \
+        f"the client saw the connection cut:\n{out}"
+
+
+@pytest.mark.parametrize("version", sorted(VERSIONS))
+def test_client_that_reconnects_all_day_keeps_resuming(authrelay, pki,
+                                                        version):
+    """Each connection offers the newest ticket it got, ends with QUIT
+    and reads to the end, like a mail client that reconnects: every
+    reconnection resumes, and each resumed session brings a new ticket
+    (a TLS 1.3 client uses a ticket once, RFC 8446 C.4)."""
+    d = authrelay()
+    ctx = client_context(pki, version)
+    session = None
+    for n in range(6):
+        raw = socket.create_connection(("127.0.0.1", d.tls_port),
+                                       timeout=REPLY_TIMEOUT)
+        tls = ctx.wrap_socket(raw, server_hostname="localhost",
+                              session=session)
+        c = SMTPRaw(d.tls_port, sock=tls, greeting=False)
+        c.tls = True
+        check(c.read_reply(), 220, what="greeting")
+        if n > 0:
+            assert c.sock.session_reused, \
+                f"reconnection {n} ({version}): full handshake"
+        check(c.cmd("EHLO client.example"), 250, what="EHLO")
+        fresh = c.sock.session
+        assert fresh is not None and fresh.has_ticket, \
+            f"connection {n} ({version}): no ticket"
+        if n > 0 and version == "TLSv1.3":
+            assert fresh.id != session.id, \
+                f"reconnection {n}: the resumed session brought no new " \
+                f"ticket"
+        end_after_quit(c)
+        session = fresh
 
 
 @pytest.mark.parametrize("version", sorted(VERSIONS))
