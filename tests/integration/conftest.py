@@ -15,6 +15,7 @@ Environment:
   CI                     "true": a missing component fails instead of skipping
 """
 
+import atexit
 import importlib.util
 import os
 import shutil
@@ -288,7 +289,9 @@ class PamFiles:
         self.nss_group = self.dir / "group"
 
     def env(self, nss=False):
-        preload = [PAM_WRAPPER_LIB] + ([NSS_WRAPPER_LIB] if nss else [])
+        clear_stale_pam_dirs()
+        preload = [pam_slot_lib(), PAM_WRAPPER_LIB] + \
+            ([NSS_WRAPPER_LIB] if nss else [])
         env = {
             "LD_PRELOAD": ":".join(preload),
             "PAM_WRAPPER": "1",
@@ -306,6 +309,69 @@ class PamFiles:
             env["NSS_WRAPPER_PASSWD"] = str(self.nss_passwd)
             env["NSS_WRAPPER_GROUP"] = str(self.nss_group)
         return env
+
+
+# pam_wrapper keeps each process's service files in /tmp/pam.C (one
+# character C) with a pid file. Two processes starting together could pick
+# the same C (pam_slot.c stops that), and a process killed with SIGKILL
+# (auth workers at shutdown) leaves its directory behind, which processes
+# starting later remove themselves, several at once, racing: one can
+# remove a directory another has just made. So the tests remove those
+# left behind while none of theirs is starting.
+_pam_slot = None
+
+
+def pam_slot_lib():
+    """tests/integration/pam_slot.c built once per test run, in a
+    directory every uid can read (the network process preloads it too)."""
+    global _pam_slot
+    if _pam_slot is None:
+        cc = shutil.which("cc") or shutil.which("gcc")
+        if cc is None:
+            missing("a C compiler (Debian package gcc) for pam_slot.so")
+        d = Path(tempfile.mkdtemp(prefix="authrelay-pam-slot."))
+        atexit.register(shutil.rmtree, d, True)
+        d.chmod(0o755)
+        out = d / "pam_slot.so"
+        r = subprocess.run([cc, "-shared", "-fPIC", "-O2", "-o", str(out),
+                            str(Path(__file__).resolve().parent /
+                                "pam_slot.c"), "-ldl"],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, f"cannot build pam_slot.so:\n{r.stderr}"
+        _pam_slot = str(out)
+    return _pam_slot
+
+
+def _process_gone(pid):
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read().decode("ascii", "replace")
+    except OSError:
+        return True
+    return stat[stat.rfind(")") + 2:].split()[:1] == ["Z"]
+
+
+def clear_stale_pam_dirs():
+    """Remove the /tmp/pam.C directories whose process has ended (or
+    that have had no pid file for a minute)."""
+    for d in Path("/tmp").glob("pam.?"):
+        try:
+            text = (d / "pid").read_text().strip()
+        except FileNotFoundError:
+            text = ""
+        except OSError:
+            continue
+        try:
+            if text:
+                if not _process_gone(int(text)):
+                    continue
+            elif time.time() - d.stat().st_mtime < 60:
+                continue
+            gone = Path(tempfile.mkdtemp(prefix="pam-stale.", dir="/tmp"))
+            d.rename(gone / "d")
+        except (OSError, ValueError):
+            continue
+        shutil.rmtree(gone, ignore_errors=True)
 
 
 def write_pam_files(d):
@@ -673,6 +739,16 @@ class Daemon:
                 problems.append(f"sanitizer report in stderr ({marker!r})")
         return problems
 
+    def wait_group_gone(self, timeout):
+        """Bounded wait for the last of the process group to end."""
+        deadline = time.monotonic() + timeout
+        while self.pgid is not None and time.monotonic() < deadline:
+            try:
+                os.killpg(self.pgid, 0)
+            except (ProcessLookupError, PermissionError):
+                return
+            time.sleep(0.02)
+
     # -- client conveniences -------------------------------------------
 
     def connect(self, implicit_tls=False, **kw):
@@ -833,9 +909,11 @@ def authrelay(request, tmp_path, pki, smarthost):
             trig.close()
         p = d.stop()
         d.notify.close()
+        d.wait_group_gone(2.0)
         if p:
             problems.append(f"{d.name} ({' '.join(d.argv[-3:])}): " +
                             "; ".join(p) + f"\n--- stderr:\n{d.log()}")
+    clear_stale_pam_dirs()
     if problems:
         pytest.fail("daemon teardown:\n" + "\n".join(problems),
                     pytrace=False)
