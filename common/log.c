@@ -1,5 +1,6 @@
 #include "autoconf.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@ static bool log_debug_on;
 static log_journal_fn *journal_sink;
 static log_tap_fn *tap;
 static void *tap_ctx;
+static pid_t log_pid;	/* the line prefix's; one getpid() per process */
 
 static bool stderr_is_journal(void)
 {
@@ -31,10 +33,20 @@ static bool stderr_is_journal(void)
 	return st.st_dev == dev && st.st_ino == ino;
 }
 
+static void log_forked(void)
+{
+	log_pid = getpid();
+}
+
 void log_init(const char *ident)
 {
+	static bool registered;
+
 	log_ident = ident;
 	log_journal = stderr_is_journal();
+	log_pid = getpid();
+	if (!registered && pthread_atfork(NULL, NULL, log_forked) == 0)
+		registered = true;
 }
 
 void log_set_debug(bool on)
@@ -92,7 +104,8 @@ static void log_vmsg(enum log_level level, const char *fmt, va_list ap)
 	if (log_journal)
 		fprintf(stderr, "<%d>%s\n", (int)level, line);
 	else
-		fprintf(stderr, "%s[%ld]: %s: %s\n", log_ident, (long)getpid(),
+		fprintf(stderr, "%s[%ld]: %s: %s\n", log_ident,
+			(long)(log_pid != 0 ? log_pid : getpid()),
 			level_name(level), line);
 }
 

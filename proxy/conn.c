@@ -218,9 +218,15 @@ struct line_reader *conn_input(struct conn *c)
 
 void conn_set_input_size(struct conn *c, size_t size)
 {
+	bool had_room = line_reader_room(&c->in) > 0;
+
 	line_reader_set_size(&c->in, size);
-	if (c->reading)
-		conn_update_events(c);
+	/* What epoll watches changes only with room to read into, and then
+	 * at the next run. (Sessions change size as a reply goes out: the
+	 * run that writes it comes anyway, and arming EPOLLOUT for output
+	 * about to be written would cost two epoll_ctl per message.) */
+	if (c->reading && had_room != (line_reader_room(&c->in) > 0))
+		schedule(c);
 }
 
 void conn_write(struct conn *c, const void *data, size_t len)

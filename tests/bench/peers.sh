@@ -27,6 +27,8 @@
 #      resumed with a ticket: loadgen -S)
 #   B  1 KiB messages on 8 open sessions: CPU per message (smtp-sink
 #      alone: its own CPU per message, plaintext)
+#   BL the same with a client that pipelines MAIL, RCPT and DATA
+#      (loadgen -L), as mail clients do where PIPELINING is offered
 #   C  5 MiB messages on 4 sessions: CPU per MB (10^6 octets)
 #   D  IDLE_N idle authenticated TLS sessions: Pss of the process tree
 #      per session (the sink's side not counted)
@@ -455,6 +457,13 @@ for r in $(seq 1 "$RUNS"); do
 		run B_dovecot dovecot msg -p "$P_DOV" "${B[@]}" "${AUTH[@]}"
 		run B_postfix postfix msg -p "$P_PF" "${B[@]}" "${AUTH[@]}"
 	fi
+	run BL_sink sink msg -M plain -p "$P_SINK" "${B[@]}" -L
+	run BL_ar_rsa ar_rsa msg -p "$P_AR_S" "${B[@]}" -L "${AUTH[@]}"
+	[ -n "$BASE_BUILDDIR" ] && run BL_ar_base ar_base msg -p "$P_BA_S" "${B[@]}" -L "${AUTH[@]}"
+	if [ "$PEERS" = 1 ]; then
+		run BL_dovecot dovecot msg -p "$P_DOV" "${B[@]}" -L "${AUTH[@]}"
+		run BL_postfix postfix msg -p "$P_PF" "${B[@]}" -L "${AUTH[@]}"
+	fi
 	run C_sink sink mb -M plain -p "$P_SINK" "${C[@]}"
 	run C_ar_rsa ar_rsa mb -p "$P_AR_S" "${C[@]}" "${AUTH[@]}"
 	[ -n "$BASE_BUILDDIR" ] && run C_ar_base ar_base mb -p "$P_BA_S" "${C[@]}" "${AUTH[@]}"
@@ -536,6 +545,14 @@ line() {	# label scen unit
 		line "Postfix + Dovecot SASL" B_postfix msg
 	fi
 	echo "  ratio authrelay / smtp-sink $(ratio "$(med B_ar_rsa 1)" "$(med B_sink 1)") (target: 0.07 ms, about 2 x)"
+	echo "BL the same with a client that pipelines MAIL, RCPT and DATA (RFC 2920; loadgen -L)"
+	line "smtp-sink alone (plaintext, its own CPU)" BL_sink msg
+	line "authrelay" BL_ar_rsa msg
+	if [ "$PEERS" = 1 ]; then
+		line "Dovecot submission" BL_dovecot msg
+		line "Postfix + Dovecot SASL" BL_postfix msg
+	fi
+	echo "  ratio authrelay / smtp-sink $(ratio "$(med BL_ar_rsa 1)" "$(med BL_sink 1)")"
 	echo "C  5 MiB messages on 4 sessions, per MB (10^6 octets)"
 	line "smtp-sink alone (plaintext)" C_sink MB
 	line "authrelay" C_ar_rsa MB
@@ -554,8 +571,9 @@ line() {	# label scen unit
 		echo "BASE  $BASE_BUILDDIR (sha256 $(sha256sum "$WORK/base/authrelay" | cut -c1-12)), RSA, in the same runs"
 		line "base build: A session" A_ar_base session
 		line "base build: B per message" B_ar_base msg
+		line "base build: BL per message (pipelining)" BL_ar_base msg
 		line "base build: C per MB" C_ar_base MB
-		for k in A_ar_rsa:A_ar_base B_ar_rsa:B_ar_base C_ar_rsa:C_ar_base; do
+		for k in A_ar_rsa:A_ar_base B_ar_rsa:B_ar_base BL_ar_rsa:BL_ar_base C_ar_rsa:C_ar_base; do
 			echo "  ratio new / base ${k%%_*}: $(ratio "$(med "${k%%:*}" 1)" "$(med "${k#*:}" 1)")"
 		done
 	fi

@@ -17,7 +17,8 @@
 # bundle alone is 470 M instructions) stays out, the warm-up session
 # (one handshake, one 10 KiB message) stays in (under 3 % of B). Work
 # directory: $BENCH_DIR or a new /tmp/authrelay-prof.*; ports
-# BENCH_PORT (default 25100) .. +3. Every process started is stopped.
+# BENCH_PORT (default 25100) .. +3. PIPE=1: B's client pipelines
+# MAIL/RCPT/DATA (loadgen -L). Every process started is stopped.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 BUILDDIR=${AUTHRELAY_BUILDDIR:-/work/build-lead}
@@ -71,7 +72,7 @@ for s in "${SCEN[@]}"; do
 		     "--trace-children-skip=*authrelay-auth*"
 		     --toggle-collect=sd_event_dispatch "--callgrind-out-file=$out.%p")
 	else
-		pre=(strace -f -c -o "$out.txt")
+		pre=(strace -f ${STRACE_ARGS:--c} -o "$out.txt")
 	fi
 	LD_PRELOAD=$LIBDIR/libpam_wrapper.so PAM_WRAPPER=1 \
 		PAM_WRAPPER_SERVICE_DIR="$WORK/pam.d" \
@@ -83,7 +84,7 @@ for s in "${SCEN[@]}"; do
 	"${LG[@]}" -c 1 -n 1 -m 1 >/dev/null
 	case $s in
 	A) "${LG[@]}" -c 4 -n "$NA" -m 1 -s 10240; n=$NA unit=session ;;
-	B) "${LG[@]}" -c 1 -n 1 -m "$NB" -s 1024; n=$NB unit=message ;;
+	B) "${LG[@]}" -c 1 -n 1 -m "$NB" -s 1024 ${PIPE:+-L}; n=$NB unit=message ;;
 	C) "${LG[@]}" -c 1 -n 1 -m "$NC" -s "$SIZE_C"; n=$((NC * SIZE_C / 1000000)) unit=MB ;;
 	esac
 	kill -TERM $dp; wait $dp
