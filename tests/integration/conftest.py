@@ -342,15 +342,6 @@ def pam_slot_lib():
     return _pam_slot
 
 
-def _process_gone(pid):
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read().decode("ascii", "replace")
-    except OSError:
-        return True
-    return stat[stat.rfind(")") + 2:].split()[:1] == ["Z"]
-
-
 def clear_stale_pam_dirs():
     """Remove the /tmp/pam.C directories whose process has ended (or
     that have had no pid file for a minute)."""
@@ -363,7 +354,7 @@ def clear_stale_pam_dirs():
             continue
         try:
             if text:
-                if not _process_gone(int(text)):
+                if not harness.process_ended(int(text)):
                     continue
             elif time.time() - d.stat().st_mtime < 60:
                 continue

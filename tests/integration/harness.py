@@ -101,14 +101,8 @@ def children_of(pid):
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                stat = f.read().decode("ascii", "replace")
-        except OSError:
-            continue
-        # "pid (comm) state ppid ..."; comm may hold spaces and ')'.
-        rest = stat[stat.rfind(")") + 2:].split()
-        if len(rest) > 1 and int(rest[1]) == pid:
+        rest = stat_fields(entry)
+        if rest is not None and len(rest) > 1 and int(rest[1]) == pid:
             out.append(int(entry))
     return out
 
@@ -122,13 +116,26 @@ def cmdline(pid):
         return []
 
 
-def parent_of(pid):
+def stat_fields(pid):
+    """/proc/PID/stat after "pid (comm) ": [state, ppid, ...]; None when
+    the process is gone. (comm may hold spaces and ')'.)"""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read().decode("ascii", "replace")
     except OSError:
         return None
-    return int(stat[stat.rfind(")") + 2:].split()[1])
+    return stat[stat.rfind(")") + 2:].split()
+
+
+def parent_of(pid):
+    fields = stat_fields(pid)
+    return None if fields is None else int(fields[1])
+
+
+def process_ended(pid):
+    """Gone, or a zombie not yet reaped."""
+    fields = stat_fields(pid)
+    return fields is None or fields[:1] == ["Z"]
 
 
 def proc_status(pid):
