@@ -87,7 +87,9 @@ for s in "${SCEN[@]}"; do
 	B) "${LG[@]}" -c 1 -n 1 -m "$NB" -s 1024 ${PIPE:+-L}; n=$NB unit=message ;;
 	C) "${LG[@]}" -c 1 -n 1 -m "$NC" -s "$SIZE_C"; n=$((NC * SIZE_C / 1000000)) unit=MB ;;
 	esac
-	kill -TERM $dp; wait $dp
+	# strace does not always pass SIGTERM on: the daemon gets it itself
+	if [ $TOOL = strace ]; then kill -TERM $(pgrep -P $dp) 2>/dev/null; else kill -TERM $dp; fi
+	wait $dp
 	echo "== scenario $s: $n ${unit}s (warm-up: one session, one 10 KiB message)"
 	if [ $TOOL = callgrind ]; then
 		# the network process: the largest profile
