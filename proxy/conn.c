@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <stdarg.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,7 +100,7 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 
 static void on_run(struct run_entry *e)
 {
-	conn_run((struct conn *)((char *)e - offsetof(struct conn, run)));
+	conn_run(RUN_ENTRY_OWNER(e, struct conn, run));
 }
 
 static void arm_timer(struct conn *c, uint64_t at)

@@ -10,6 +10,7 @@
  * loop (and an epoll_wait) per connection and per reply. */
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include <systemd/sd-event.h>
 
@@ -18,6 +19,10 @@ struct run_entry {
 	bool queued;
 	void (*run)(struct run_entry *e);
 };
+
+/* The struct that holds entry e as its member named member. */
+#define RUN_ENTRY_OWNER(e, type, member) \
+	((type *)(void *)((char *)(e) - offsetof(type, member)))
 
 struct run_queue;
 

@@ -5,7 +5,6 @@
 
 #include <limits.h>
 #include <stdarg.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -420,8 +419,7 @@ static void session_process(struct smtp_session *s)
 
 static void on_resume(struct run_entry *e)
 {
-	session_process((struct smtp_session *)
-			((char *)e - offsetof(struct smtp_session, resume)));
+	session_process(RUN_ENTRY_OWNER(e, struct smtp_session, resume));
 }
 
 static int on_delay_timer(sd_event_source *src, uint64_t usec, void *userdata)
@@ -433,11 +431,10 @@ static int on_delay_timer(sd_event_source *src, uint64_t usec, void *userdata)
 /* Made on the first refused login only: most sessions never need it. */
 int session_delay(struct smtp_session *s, uint64_t usec)
 {
-	if (s->delay == NULL &&
-	    sd_event_add_time_relative(s->host.event, &s->delay,
-				       CLOCK_MONOTONIC, usec, 0,
-				       on_delay_timer, s) < 0)
-		return -1;
+	if (s->delay == NULL)	/* made armed, one-shot */
+		return sd_event_add_time_relative(s->host.event, &s->delay,
+						  CLOCK_MONOTONIC, usec, 0,
+						  on_delay_timer, s) < 0 ? -1 : 0;
 	sd_event_source_set_time_relative(s->delay, usec);
 	sd_event_source_set_enabled(s->delay, SD_EVENT_ONESHOT);
 	return 0;

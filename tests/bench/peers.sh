@@ -419,6 +419,20 @@ run() {
 		>> "$WORK/res/$scen"
 }
 
+# on_all SCEN UNIT loadgen-args: one run on smtp-sink alone (plaintext, no
+# AUTH), authrelay, the base build and the peers
+on_all() {
+	local scen=$1 unit=$2
+	shift 2
+	run "${scen}_sink" sink "$unit" -M plain -p "$P_SINK" "$@"
+	run "${scen}_ar_rsa" ar_rsa "$unit" -p "$P_AR_S" "$@" "${AUTH[@]}"
+	[ -n "$BASE_BUILDDIR" ] && run "${scen}_ar_base" ar_base "$unit" -p "$P_BA_S" "$@" "${AUTH[@]}"
+	if [ "$PEERS" = 1 ]; then
+		run "${scen}_dovecot" dovecot "$unit" -p "$P_DOV" "$@" "${AUTH[@]}"
+		run "${scen}_postfix" postfix "$unit" -p "$P_PF" "$@" "${AUTH[@]}"
+	fi
+}
+
 AUTH=(-u alice -w "$PASS")
 A=(-c "$CONC_A" -m 1 -s 10240 "${AUTH[@]}")
 HS=(-M handshake -c 8)
@@ -450,27 +464,9 @@ for r in $(seq 1 "$RUNS"); do
 		run A_dovecot dovecot session -p "$P_DOV" "${A[@]}"
 		run A_postfix postfix session -p "$P_PF" "${A[@]}"
 	fi
-	run B_sink sink msg -M plain -p "$P_SINK" "${B[@]}"
-	run B_ar_rsa ar_rsa msg -p "$P_AR_S" "${B[@]}" "${AUTH[@]}"
-	[ -n "$BASE_BUILDDIR" ] && run B_ar_base ar_base msg -p "$P_BA_S" "${B[@]}" "${AUTH[@]}"
-	if [ "$PEERS" = 1 ]; then
-		run B_dovecot dovecot msg -p "$P_DOV" "${B[@]}" "${AUTH[@]}"
-		run B_postfix postfix msg -p "$P_PF" "${B[@]}" "${AUTH[@]}"
-	fi
-	run BL_sink sink msg -M plain -p "$P_SINK" "${B[@]}" -L
-	run BL_ar_rsa ar_rsa msg -p "$P_AR_S" "${B[@]}" -L "${AUTH[@]}"
-	[ -n "$BASE_BUILDDIR" ] && run BL_ar_base ar_base msg -p "$P_BA_S" "${B[@]}" -L "${AUTH[@]}"
-	if [ "$PEERS" = 1 ]; then
-		run BL_dovecot dovecot msg -p "$P_DOV" "${B[@]}" -L "${AUTH[@]}"
-		run BL_postfix postfix msg -p "$P_PF" "${B[@]}" -L "${AUTH[@]}"
-	fi
-	run C_sink sink mb -M plain -p "$P_SINK" "${C[@]}"
-	run C_ar_rsa ar_rsa mb -p "$P_AR_S" "${C[@]}" "${AUTH[@]}"
-	[ -n "$BASE_BUILDDIR" ] && run C_ar_base ar_base mb -p "$P_BA_S" "${C[@]}" "${AUTH[@]}"
-	if [ "$PEERS" = 1 ]; then
-		run C_dovecot dovecot mb -p "$P_DOV" "${C[@]}" "${AUTH[@]}"
-		run C_postfix postfix mb -p "$P_PF" "${C[@]}" "${AUTH[@]}"
-	fi
+	on_all B msg "${B[@]}"
+	on_all BL msg "${B[@]}" -L
+	on_all C mb "${C[@]}"
 done
 hwm1=$(hwm_net "${SRV[ar_rsa]}")
 
@@ -512,6 +508,14 @@ line() {	# label scen unit
 		"$(med "$2" 1)" "$3" "$(med "$2" 6)" "$(med "$2" 7)" "$(runs "$2")" "$(med "$2" 3)" "$(med "$2" 2)" \
 		"$(errs "$2")" "$(awk '$5 > 0 { r = 1 } END { if (r) printf "; resumed" }' "$WORK/res/$2" 2>/dev/null)"
 }
+lines_all() {	# SCEN unit: on_all's servers but the base build
+	line "smtp-sink alone (plaintext, its own CPU)" "${1}_sink" "$2"
+	line "authrelay" "${1}_ar_rsa" "$2"
+	if [ "$PEERS" = 1 ]; then
+		line "Dovecot submission" "${1}_dovecot" "$2"
+		line "Postfix + Dovecot SASL" "${1}_postfix" "$2"
+	fi
+}
 {
 	echo "authrelay and peers, $(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) CPUs; kernel $(uname -r); $(openssl version)"
 	echo "authrelay: $BUILDDIR (sha256 $(sha256sum "$WORK/authrelay" | cut -c1-12)); $(dovecot --version | cut -d' ' -f1) ; postfix $(postconf -d -h mail_version 2>/dev/null)"
@@ -538,28 +542,13 @@ line() {	# label scen unit
 	done
 	[ "$PEERS" = 1 ] && echo "  ratio Dovecot / authrelay $(ratio "$(med A_dovecot 1)" "$(med A_ar_rsa 1)"), Postfix / authrelay $(ratio "$(med A_postfix 1)" "$(med A_ar_rsa 1)")"
 	echo "B  1 KiB messages on 8 open sessions"
-	line "smtp-sink alone (plaintext, its own CPU)" B_sink msg
-	line "authrelay" B_ar_rsa msg
-	if [ "$PEERS" = 1 ]; then
-		line "Dovecot submission" B_dovecot msg
-		line "Postfix + Dovecot SASL" B_postfix msg
-	fi
+	lines_all B msg
 	echo "  ratio authrelay / smtp-sink $(ratio "$(med B_ar_rsa 1)" "$(med B_sink 1)") (target: 0.07 ms, about 2 x)"
 	echo "BL the same with a client that pipelines MAIL, RCPT and DATA (RFC 2920; loadgen -L)"
-	line "smtp-sink alone (plaintext, its own CPU)" BL_sink msg
-	line "authrelay" BL_ar_rsa msg
-	if [ "$PEERS" = 1 ]; then
-		line "Dovecot submission" BL_dovecot msg
-		line "Postfix + Dovecot SASL" BL_postfix msg
-	fi
+	lines_all BL msg
 	echo "  ratio authrelay / smtp-sink $(ratio "$(med BL_ar_rsa 1)" "$(med BL_sink 1)")"
 	echo "C  5 MiB messages on 4 sessions, per MB (10^6 octets)"
-	line "smtp-sink alone (plaintext)" C_sink MB
-	line "authrelay" C_ar_rsa MB
-	if [ "$PEERS" = 1 ]; then
-		line "Dovecot submission" C_dovecot MB
-		line "Postfix + Dovecot SASL" C_postfix MB
-	fi
+	lines_all C MB
 	echo "  authrelay network process VmHWM before A-C and after: $hwm0 -> $hwm1 KiB (target 1.0 ms/MB, memory flat)"
 	echo "D  $IDLE_N idle authenticated TLS sessions, Pss of the server's process tree"
 	awk '{ delete v; for (i = 2; i <= NF; i++) { split($i, a, "="); v[a[1]] = a[2] }

@@ -358,10 +358,15 @@ def clear_stale_pam_dirs():
                     continue
             elif time.time() - d.stat().st_mtime < 60:
                 continue
-            gone = Path(tempfile.mkdtemp(prefix="pam-stale.", dir="/tmp"))
-            d.rename(gone / "d")
         except (OSError, ValueError):
             continue
+        # Renamed first, so that a directory made anew under the same
+        # name meanwhile is not the one removed.
+        gone = Path(tempfile.mkdtemp(prefix="pam-stale.", dir="/tmp"))
+        try:
+            d.rename(gone / "d")
+        except OSError:
+            pass
         shutil.rmtree(gone, ignore_errors=True)
 
 
