@@ -685,7 +685,11 @@ static void conn_update_events(struct conn *c)
 		    c->state != CONN_TLS_WAIT_FLUSH &&
 		    line_reader_room(&c->in) > 0)
 			ev |= EPOLLIN;
-		if (c->out_off < c->out_len || c->read_wants_write)
+		/* Output with a run queued is written by that run (a reply
+		 * of the session's to the input just read): EPOLLOUT only
+		 * for what a full socket holds back. */
+		if ((c->out_off < c->out_len && !c->run.queued) ||
+		    c->read_wants_write)
 			ev |= EPOLLOUT;
 		if (c->write_wants_read)
 			ev |= EPOLLIN;
