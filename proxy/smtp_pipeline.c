@@ -145,7 +145,7 @@ bool smtp_pipe_can_read(struct smtp_session *s)
 		return false;
 	/* RFC 2920 §3.1: MAIL and RCPT may be followed by more; DATA
 	 * ends the group. */
-	if (last != P_MAIL && last != P_RCPT)
+	if (last != P_MAIL && last != P_MAIL_LATE && last != P_RCPT)
 		return false;
 	/* One command read may hold three: its reply, the bad-command
 	 * limit's 421 and the close (smtp_pipe_hold_close). */

@@ -315,7 +315,8 @@ static struct smtp_gate_state gate_state(const struct smtp_session *s)
 		.authenticated = s->authenticated,
 		/* with a pipelined MAIL and RCPTs (RFC 2920) still in
 		 * flight, the smarthost's replies to them decide */
-		.in_tx = s->tx != NULL && (s->tx->open || s->pending != P_NONE),
+		.in_tx = s->tx != NULL && (s->tx->open || s->tx->mail_late ||
+					   s->pending != P_NONE),
 		.n_rcpt = s->tx != NULL ? TX_RCPTS(s->tx) : 0,
 		.n_rcpt_tried = s->tx != NULL ? s->tx->n_rcpt_tried : 0,
 	};

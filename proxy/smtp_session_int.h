@@ -61,8 +61,11 @@ enum session_state {
 	S_CLOSING,		/* last reply queued, closing */
 };
 
-/* The command whose smarthost reply the session waits for. */
-enum relay_pending { P_NONE, P_MAIL, P_RCPT, P_DATA, P_DOT, P_RSET };
+/* The command whose smarthost reply the session waits for. P_MAIL_LATE:
+ * a MAIL answered by us and sent on with the first RCPT (smtp_tx.c
+ * mail_hold), whose reply the client does not wait for. */
+enum relay_pending { P_NONE, P_MAIL, P_MAIL_LATE, P_RCPT, P_DATA, P_DOT,
+		     P_RSET };
 
 enum helo_state { HELO_NONE, HELO_HELO, HELO_EHLO };
 
@@ -78,6 +81,12 @@ struct tx_rcpt {
  * RSET, or the end of the session. */
 struct smtp_tx {
 	bool open;			/* the smarthost took the MAIL */
+	/* MAIL answered by us, to go upstream with the first RCPT
+	 * (smtp_tx.c mail_hold): late stays set for the transaction,
+	 * held until it is sent; the smarthost's refusal of it, if any,
+	 * answers every RCPT. */
+	bool mail_late, mail_held;
+	struct relay_reply *mail_refusal;
 	struct smtp_mail_args mail;
 	struct smtp_rcpt_args rcpt;	/* the RCPT waiting for its reply */
 	char first_rcpt[SMTP_PATH_MAX + 1];

@@ -31,6 +31,7 @@ void smtp_tx_free(struct smtp_tx **txp)
 		return;
 	*txp = NULL;
 	data_filter_free(&tx->df);
+	free(tx->mail_refusal);
 	session_audit_tx_free(tx);
 	explicit_bzero(tx, sizeof(*tx));
 	free(tx);
@@ -71,6 +72,48 @@ static void relay_send_mail(struct smtp_session *s)
 		smtp_tx_free(&s->tx);
 		reply_relayed(s, &rep);
 	}
+}
+
+/* MAIL from a client that waits for its reply, on a smarthost
+ * connection that is up and takes pipelined commands: answered here,
+ * and sent on with the first RCPT, in one write, as a pipelining
+ * client's would be: one round trip to the smarthost less per message. What the smarthost says to that MAIL comes back as the
+ * first RCPT's reply if it refuses (and every later RCPT's: the
+ * transaction stays open for the client until RSET), the way Postfix's
+ * smtpd_delay_reject moves refusals to RCPT. A session's first MAIL,
+ * and one on a connection just taken from the cache (which may yet be
+ * found closed and be replaced, relay_cache.h), go upstream at once. */
+static bool mail_hold(struct smtp_session *s)
+{
+	struct smtp_tx *tx = s->tx;
+
+	/* A client that pipelined its RCPTs behind the MAIL has them sent
+	 * with it anyway (smtp_pipeline.c), and gets all their replies in
+	 * one write. */
+	if (s->relay == NULL || !relay_pipelining(s->relay) ||
+	    s->pending != P_NONE ||
+	    line_reader_pending(conn_input(s->conn)) > 0 ||
+	    (tx->mail.smtputf8 && !relay_caps(s->relay)->smtputf8))
+		return false;
+	tx->mail_late = tx->mail_held = true;
+	session_reply(s, "250 2.1.0 Ok");
+	return true;
+}
+
+/* The first RCPT after a held MAIL: both go upstream. */
+static void mail_send_held(struct smtp_session *s)
+{
+	struct smtp_tx *tx = s->tx;
+	struct relay_reply rep;
+
+	tx->mail_held = false;
+	/* Cannot refuse: mail_hold() checked the one thing it checks. */
+	if (relay_mail(s->relay, &tx->mail, &rep) < 0) {
+		tx->mail_refusal = xmalloc(sizeof(*tx->mail_refusal));
+		*tx->mail_refusal = rep;
+		return;
+	}
+	smtp_pipe_expect(s, P_MAIL_LATE);
 }
 
 static void end_of_data(struct smtp_session *s, const struct relay_reply *rep)
@@ -117,6 +160,18 @@ static void on_relay_reply(struct smtp_session *s, enum relay_pending p,
 	const char *refusal;
 
 	switch (p) {
+	case P_MAIL_LATE:
+		/* The client had our 250 (mail_hold). */
+		if (tx == NULL)
+			break;
+		if (rep->code / 100 == 2) {
+			tx->open = true;
+		} else {
+			tx->mail_refusal = xmalloc(sizeof(*tx->mail_refusal));
+			*tx->mail_refusal = *rep;
+			metrics_message_refused(METRICS_REFUSED_SMARTHOST);
+		}
+		break;
 	case P_MAIL:
 		if (rep->code / 100 == 2) {
 			tx->open = true;
@@ -132,6 +187,12 @@ static void on_relay_reply(struct smtp_session *s, enum relay_pending p,
 			break;
 		}
 		tx->n_rcpt_answered++;
+		if (tx->mail_refusal != NULL) {
+			/* Sent with or behind a MAIL the smarthost refused:
+			 * its answer (a 503) stands for that refusal. */
+			reply_relayed(s, tx->mail_refusal);
+			break;
+		}
 		if (rep->code / 100 == 2) {
 			if (tx->n_rcpt == 0)
 				snprintf(tx->first_rcpt, sizeof(tx->first_rcpt),
@@ -204,16 +265,21 @@ static void on_relay_event(struct relay *r, enum relay_event ev,
 		       "reason", rep->text);
 		/* Lost at a RCPT, the transaction stays open: the client's
 		 * pipelined RCPTs and DATA get 451 too (relay_gone), not a
-		 * permanent 503 that would bounce a recipient. */
-		if (p != P_RCPT)
+		 * permanent 503 that would bounce a recipient. So it does
+		 * at a MAIL the client had our 250 for. */
+		if (p != P_RCPT && p != P_MAIL_LATE)
 			smtp_tx_free(&s->tx);
-		if (p == P_MAIL || p == P_DATA || p == P_DOT)
+		if (p == P_MAIL || p == P_MAIL_LATE || p == P_DATA ||
+		    p == P_DOT)
 			metrics_message_refused(METRICS_REFUSED_SMARTHOST_UNAVAILABLE);
 		s->state = S_CMD;
 		/* SPEC: a smarthost that cannot be reached is 451 4.4.1; no
 		 * OAuth2 token for it (relay.c says 4.7.0) is a security
 		 * failure of ours, temporary too (RFC 3463 §3.8). */
-		if (strcmp(rep->enhanced, "4.7.0") == 0)
+		if (p == P_MAIL_LATE)
+			;	/* answered already: the RCPT behind it gets
+				 * its 451 below */
+		else if (strcmp(rep->enhanced, "4.7.0") == 0)
 			session_reply(s, "451 4.7.0 Smarthost authentication "
 				      "unavailable, try again later");
 		else
@@ -327,7 +393,8 @@ static void on_mail_rated(void *ctx, enum policy_verdict v)
 		conn_set_deadline(s->conn, 0);
 		return;
 	}
-	relay_send_mail(s);
+	if (!mail_hold(s))
+		relay_send_mail(s);
 }
 
 /* The smarthost hung up while the client was between the commands of a
@@ -408,6 +475,16 @@ static void on_rcpt_rated(void *ctx, enum policy_verdict v)
 	/* The smarthost may have gone while Redis was asked. */
 	if (relay_gone(s))
 		return;
+	if (s->tx->mail_held)
+		mail_send_held(s);
+	if (s->tx->mail_refusal != NULL && s->pending == P_NONE) {
+		/* The smarthost's refusal of the MAIL is known: no use
+		 * asking it about this recipient. */
+		s->tx->n_rcpt_tried++;
+		s->tx->n_rcpt_answered++;
+		reply_relayed(s, s->tx->mail_refusal);
+		return;
+	}
 	s->tx->n_rcpt_tried++;
 	smtp_pipe_expect(s, P_RCPT);
 	relay_rcpt(s->relay, &s->tx->rcpt);

@@ -9,7 +9,7 @@ import pytest
 
 from harness import check
 from smarthost import (CLOSE, SENDER, USER, message, only_message,
-                       relay_config, send_data, split_tagged)
+                       relay_config, send_data, split_tagged, submit)
 
 pytest_plugins = ["smarthost"]
 
@@ -112,6 +112,9 @@ def test_one_recipient_is_named_in_received(smarthosts, authrelay):
 
 
 def test_refused_mail_refuses_what_follows(smarthosts, authrelay):
+    """A client that pipelines gets the smarthost's refusal of MAIL at
+    MAIL, also on an open connection (a MAIL with RCPTs behind it is not
+    answered by us: test_mail_goes_upstream_with_the_first_rcpt)."""
     sh = smarthosts(faults={"MAIL": "451 4.3.0 Try later\r\n"})
     d = authrelay(config=relay_config(sh))
     c = d.authed(USER)
@@ -126,6 +129,128 @@ def test_refused_mail_refuses_what_follows(smarthosts, authrelay):
     c.expect("NOOP", 250)
     c.quit()
     assert sh.messages == []
+
+
+def transaction_verbs(sess):
+    """MAIL, RCPT, DATA and RSET as the smarthost got them, but a RSET at
+    the end (the connection parked for the next session)."""
+    verbs = [v for v in sess.verbs()
+             if v in (b"MAIL", b"RCPT", b"DATA", b"RSET")]
+    return verbs[:-1] if verbs[-1:] == [b"RSET"] else verbs
+
+
+def one_by_one(c, n, rcpts=("bob@example.net",)):
+    """A message from a client that waits for each reply."""
+    check(submit(c, message(b"message %d\r\n" % n), rcpts=rcpts), 250,
+          "2.0.0", what=f"message {n}")
+
+
+@pytest.mark.parametrize("pipelining", [True, False],
+                         ids=["smarthost-pipelines", "one-at-a-time"])
+def test_mail_goes_upstream_with_the_first_rcpt(smarthosts, authrelay,
+                                                pipelining):
+    """A client that waits for each reply: on a smarthost connection that
+    is open and offers PIPELINING, MAIL is answered at once and goes
+    upstream in one write with the first RCPT (one round trip to the
+    smarthost less per message). The session's first MAIL opens the
+    connection and goes alone; without PIPELINING every command goes
+    alone."""
+    sh = smarthosts(pipelining=pipelining)
+    d = authrelay(config=relay_config(sh))
+    c = d.authed(USER)
+    rcpts = ("bob@example.net", "carol@example.net")
+    for n in range(3):
+        one_by_one(c, n, rcpts)
+    c.quit()
+    first = [[b"MAIL"], [b"RCPT"], [b"RCPT"], [b"DATA"]]
+    later = ([[b"MAIL", b"RCPT"], [b"RCPT"], [b"DATA"]] if pipelining
+             else first)
+    groups = reads_with_commands(sh.sessions[0])
+    assert groups == first + later * 2, \
+        f"got the smarthost's reads {groups}"
+    tx = sh.sessions[0].transactions
+    assert [len(t.rcpts) for t in tx] == [2, 2, 2]
+    assert [split_tagged(m.data)[1] for m in sh.messages] == \
+        [message(b"message %d\r\n" % n) for n in range(3)]
+
+
+REFUSE_SENDER = b"553 5.7.1 Sender address rejected: not owned by user\r\n"
+
+
+def second_mail_gets(smarthosts, authrelay, fault):
+    """A session whose first message goes, and whose second MAIL (ours:
+    the client waits for its reply) meets fault at the smarthost. The
+    daemon, the smarthost and the client, after that MAIL's 250."""
+    def second_mail(sess, line):
+        return fault if len(sess.transactions) == 2 else None
+
+    sh = smarthosts(faults={"MAIL": second_mail})
+    d = authrelay(config=relay_config(sh))
+    c = d.authed(USER)
+    one_by_one(c, 0)
+    c.expect(f"MAIL FROM:<{SENDER}>", 250)
+    return d, sh, c
+
+
+def test_refusal_of_a_held_mail_answers_each_recipient(smarthosts,
+                                                      authrelay):
+    """The smarthost refuses a MAIL that went with the first RCPT: that
+    recipient and each later one get the smarthost's refusal, its text
+    included (the later ones without asking it again), DATA gets 554
+    5.5.1, nothing is delivered, and after RSET the next message goes."""
+    d, sh, c = second_mail_gets(smarthosts, authrelay, REFUSE_SENDER)
+    for rcpt in ("bob@example.net", "carol@example.net"):
+        r = c.cmd(f"RCPT TO:<{rcpt}>")
+        check(r, 553, "5.7.1", what=f"RCPT {rcpt}")
+        assert "not owned by user" in r.first_line, \
+            f"got {r.first_line!r}, want the smarthost's own text"
+    check(c.cmd("DATA"), 554, "5.5.1", what="DATA")
+    c.expect("RSET", 250)
+    one_by_one(c, 2)
+    c.quit()
+    assert sh.connections == 1
+    # carol's RCPT was not asked, the RSET was ours (the smarthost had
+    # no transaction); a RSET at the end parks the connection
+    assert transaction_verbs(sh.sessions[0]) == \
+        [b"MAIL", b"RCPT", b"DATA", b"MAIL", b"RCPT", b"MAIL", b"RCPT",
+         b"DATA"]
+    assert [split_tagged(m.data)[1] for m in sh.messages] == \
+        [message(b"message 0\r\n"), message(b"message 2\r\n")]
+
+
+def test_held_mail_lost_with_the_connection(smarthosts, authrelay):
+    """The smarthost hangs up as the MAIL that went with the first RCPT
+    arrives: the client, which had its 250 for MAIL, gets 451 4.4.1 for
+    the RCPT; after RSET the next message goes on a new connection."""
+    d, sh, c = second_mail_gets(smarthosts, authrelay, CLOSE)
+    check(c.cmd("RCPT TO:<bob@example.net>"), 451, "4.4.1", what="RCPT")
+    assert d.alive(), f"the daemon died:\n{d.log()}"
+    c.expect("RSET", 250)
+    one_by_one(c, 2)
+    c.quit()
+    assert sh.connections == 2
+    assert [split_tagged(m.data)[1] for m in sh.messages] == \
+        [message(b"message 0\r\n"), message(b"message 2\r\n")]
+
+
+def test_held_mail_never_reaches_the_smarthost_alone(smarthosts, authrelay):
+    """MAIL answered by us and then RSET, or no recipient at all: the
+    smarthost sees neither that MAIL nor a RSET for it."""
+    sh = smarthosts()
+    d = authrelay(config=relay_config(sh))
+    c = d.authed(USER)
+    one_by_one(c, 0)
+    c.expect(f"MAIL FROM:<{SENDER}>", 250)
+    c.expect("RSET", 250)
+    c.expect(f"MAIL FROM:<{SENDER}>", 250)
+    check(c.cmd("DATA"), 503, "5.5.1", what="DATA without RCPT")
+    check(c.cmd(f"MAIL FROM:<{SENDER}>"), 503, "5.5.1", what="nested MAIL")
+    c.expect("RSET", 250)
+    one_by_one(c, 1)
+    c.quit()
+    assert transaction_verbs(sh.sessions[0]) == \
+        [b"MAIL", b"RCPT", b"DATA"] * 2
+    assert len(sh.messages) == 2
 
 
 def test_smarthost_lost_in_the_middle(smarthosts, authrelay):
