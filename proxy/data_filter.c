@@ -1,6 +1,7 @@
 #include "autoconf.h"
 
 #include <assert.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -85,7 +86,8 @@ struct data_filter {
 
 	bool out_bol;		/* the output is at the start of a line */
 	size_t out_len;
-	char out[OUT_SIZE];
+	size_t out_used;	/* of out ever written: what is wiped */
+	char out[OUT_SIZE];	/* last: neither zeroed nor wiped whole */
 };
 
 static char ascii_lower(char c)
@@ -130,6 +132,18 @@ static void out_put(struct data_filter *df, const char *p, size_t n)
 	}
 	memcpy(df->out + df->out_len, p, n);
 	df->out_len += n;
+	if (df->out_len > df->out_used)
+		df->out_used = df->out_len;
+}
+
+/* The held header section is wiped as far as it was written (it only
+ * grows until it goes), not to its capacity. */
+static void hold_drop(struct data_filter *df)
+{
+	if (df->hold != NULL)
+		free_secret(df->hold, df->hold_len);
+	df->hold = NULL;
+	df->hold_len = df->hold_cap = 0;
 }
 
 /* The header section is complete, or too big to hold: our header lines,
@@ -138,12 +152,9 @@ static void hold_release(struct data_filter *df)
 {
 	assert(df->holding);
 	out_put(df, df->prepend, df->prepend_len);
-	if (df->hold != NULL) {
+	if (df->hold != NULL)
 		out_put(df, df->hold, df->hold_len);
-		free_secret(df->hold, df->hold_cap);
-	}
-	df->hold = NULL;
-	df->hold_len = df->hold_cap = 0;
+	hold_drop(df);
 	df->holding = false;
 }
 
@@ -166,7 +177,7 @@ static void hold_put(struct data_filter *df, const char *p, size_t n)
 		hold = xmalloc(cap);
 		if (df->hold != NULL) {
 			memcpy(hold, df->hold, df->hold_len);
-			free_secret(df->hold, df->hold_cap);
+			free_secret(df->hold, df->hold_len);
 		}
 		df->hold = hold;
 		df->hold_cap = cap;
@@ -333,10 +344,7 @@ static void hdr_done(struct data_filter *df)
 	    !df->check(&df->hs, df->check_ctx))
 		df->refused = true;
 	if (df->refused) {
-		if (df->hold != NULL)
-			free_secret(df->hold, df->hold_cap);
-		df->hold = NULL;
-		df->hold_len = df->hold_cap = 0;
+		hold_drop(df);
 		df->holding = false;
 		return;
 	}
@@ -497,10 +505,7 @@ static void finish(struct data_filter *df)
 		df->result = DATA_FILTER_REFUSED;
 	else
 		df->result = DATA_FILTER_DONE;
-	if (df->hold != NULL)
-		free_secret(df->hold, df->hold_cap);
-	df->hold = NULL;
-	df->hold_len = df->hold_cap = 0;
+	hold_drop(df);
 	pending_clear(df);
 }
 
@@ -511,8 +516,10 @@ struct data_filter *data_filter_new(enum bare_newline mode, uint64_t max_size,
 				    const char *drop_header,
 				    data_filter_emit *emit, void *ctx)
 {
-	struct data_filter *df = xcalloc(1, sizeof(*df));
+	/* Not calloc: out (16 KiB) is written before it is read. */
+	struct data_filter *df = xmalloc(sizeof(*df));
 
+	memset(df, 0, offsetof(struct data_filter, out));
 	assert(emit != NULL);
 	df->mode = mode;
 	df->max_size = max_size;
@@ -552,14 +559,14 @@ void data_filter_free(struct data_filter **dfp)
 
 	if (df == NULL)
 		return;
-	if (df->hold != NULL)
-		free_secret(df->hold, df->hold_cap);
+	hold_drop(df);
 	free_secret(df->pending, df->pending_cap);
 	free_secret(df->prepend, df->prepend_len + 1);
 	header_scan_free(&df->hs);
 	if (df->drop != NULL)
 		free_secret(df->drop, df->drop_len + 1);
-	free_secret(df, sizeof(*df));
+	explicit_bzero(df->out, df->out_used);
+	free_secret(df, offsetof(struct data_filter, out));
 	*dfp = NULL;
 }
 
