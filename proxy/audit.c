@@ -15,6 +15,14 @@
 /* Room kept at the end of the text line for " omitted=N". */
 #define AUDIT_OMITTED_ROOM 24
 
+/* An octet the text form takes as it is: not a quote or backslash
+ * (escaped), nor a control character, which would end or forge a line
+ * ('?' instead). */
+static bool plain_octet(unsigned char c)
+{
+	return c >= 0x20 && c != 0x7f && c != '"' && c != '\\';
+}
+
 /* key=value for the text form; quoted when it has spaces, quotes, '='
  * or is empty, so a line splits back into its fields. Into tmp first:
  * a field goes into the line whole or not at all (false). */
@@ -22,16 +30,30 @@ static bool put_kv(struct strbuf *sb, struct strbuf *tmp, const char *key,
 		   const char *value)
 {
 	bool quote = value[0] == '\0' || strpbrk(value, " \t\"=\\") != NULL;
+	const char *p = value;
 
 	strbuf_reset(tmp);
-	strbuf_printf(tmp, " %s=%s", key, quote ? "\"" : "");
-	for (const char *p = value; *p != '\0'; p++) {
-		unsigned char c = (unsigned char)*p;
+	strbuf_addc(tmp, ' ');
+	strbuf_add(tmp, key);
+	strbuf_add(tmp, quote ? "=\"" : "=");
+	/* Runs of plain octets at once; one call per octet was most of
+	 * the cost of a message's record. */
+	for (;;) {
+		size_t n = 0;
 
-		if (c == '"' || c == '\\')
+		while (p[n] != '\0' && plain_octet((unsigned char)p[n]))
+			n++;
+		strbuf_addn(tmp, p, n);
+		p += n;
+		if (*p == '\0')
+			break;
+		if (*p == '"' || *p == '\\') {
 			strbuf_addc(tmp, '\\');
-		/* Control characters would end or forge a line. */
-		strbuf_addc(tmp, (c < 0x20 || c == 0x7f) ? '?' : (char)c);
+			strbuf_addc(tmp, *p);
+		} else {
+			strbuf_addc(tmp, '?');
+		}
+		p++;
 	}
 	if (quote)
 		strbuf_addc(tmp, '"');

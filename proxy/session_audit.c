@@ -31,8 +31,10 @@ void session_audit_command(struct smtp_session *s, const char *line,
 
 void session_audit_command_is(struct smtp_session *s, const char *name)
 {
-	snprintf(s->audit_cmd, sizeof(s->audit_cmd), "%s",
-		 name != NULL ? name : "");
+	size_t n = name != NULL ? strnlen(name, sizeof(s->audit_cmd) - 1) : 0;
+
+	memcpy(s->audit_cmd, name != NULL ? name : "", n);
+	s->audit_cmd[n] = '\0';
 }
 
 static void note_rcpt(struct smtp_tx *tx, const struct smtp_reply *rep)
@@ -64,6 +66,10 @@ void session_audit_reply(struct smtp_session *s, const char *line,
 	struct smtp_reply rep;
 	char code[32];
 
+	/* Neither a recipient's answer nor a refusal: nothing to note (a
+	 * multiline reply has one code on every line). */
+	if (len > 0 && line[0] < '4' && (s->tx == NULL || !s->tx->rcpt_due))
+		return;
 	smtp_reply_reset(&rep);
 	/* A multiline reply is one reply: its last line counts. */
 	if (smtp_reply_line(&rep, line, len, NULL) != SMTP_REPLY_DONE)

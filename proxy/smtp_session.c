@@ -131,7 +131,11 @@ static void reply_v(struct smtp_session *s, const char *fmt, va_list ap)
 	struct strbuf sb;
 
 	strbuf_init(&sb, buf, sizeof(buf) - 2);
-	strbuf_vprintf(&sb, fmt, ap);
+	/* Most replies are fixed text. */
+	if (strchr(fmt, '%') == NULL)
+		strbuf_add(&sb, fmt);
+	else
+		strbuf_vprintf(&sb, fmt, ap);
 	/* Every reply passes here: the one place 4xx and 5xx are logged. */
 	session_audit_reply(s, buf, strbuf_len(&sb));
 	/* a cut reply still ends its line */
