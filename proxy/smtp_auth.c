@@ -31,6 +31,8 @@ void smtp_auth_wipe(struct smtp_session *s)
 void smtp_auth_free(struct smtp_session *s)
 {
 	smtp_auth_wipe(s);
+	s->address = session_no_text;
+	session_set_text(&s->user, "", 0);
 	for (size_t i = 0; i < s->n_addrs; i++)
 		free(s->addrs[i]);
 	free(s->addrs);
@@ -93,8 +95,8 @@ static void auth_refuse(struct smtp_session *s, const char *reason)
 
 static void take_identity(struct smtp_session *s, const struct auth_reply *rep)
 {
-	snprintf(s->user, sizeof(s->user), "%s",
-		 rep->user[0] ? rep->user : s->login_user);
+	session_set_text(&s->user, rep->user[0] ? rep->user : s->login_user,
+			 AUTH_USER_MAX);
 	for (size_t i = 0; i < rep->n_address; i++)
 		slog(s, LOG_LVL_DEBUG, "user=\"%s\" address=\"%s\"",
 		     s->user, rep->address[i]);
@@ -108,11 +110,10 @@ static void take_identity(struct smtp_session *s, const struct auth_reply *rep)
 					  sizeof(*s->groups));
 		s->groups[s->n_groups++] = xstrdup(rep->group[i]);
 	}
-	if (rep->n_address > 0)
-		snprintf(s->address, sizeof(s->address), "%s",
-			 rep->address[0]);
+	if (s->n_addrs > 0)
+		s->address = s->addrs[0];
 	else if (strchr(s->user, '@') != NULL)
-		snprintf(s->address, sizeof(s->address), "%s", s->user);
+		s->address = s->user;
 }
 
 static void on_auth_reply(const struct auth_reply *rep, void *ctx)

@@ -217,11 +217,20 @@ void session_refuse_unavailable(struct smtp_session *s, const char *code)
 
 /* EHLO, HELO (RFC 5321 §4.1.1.1) */
 
+char session_no_text[] = "";
+
+void session_set_text(char **field, const char *text, size_t max)
+{
+	if (*field != session_no_text)
+		free(*field);
+	*field = text[0] != '\0' ? xstrndup(text, max) : session_no_text;
+}
+
 static void helo_common(struct smtp_session *s, const char *args, bool ehlo)
 {
 	/* §4.1.4: EHLO/HELO resets the transaction. */
 	smtp_tx_abandon(s);
-	snprintf(s->helo_name, sizeof(s->helo_name), "%s", args);
+	session_set_text(&s->helo_name, args, SESSION_HELO_MAX);
 	s->helo = ehlo ? HELO_EHLO : HELO_HELO;
 }
 
@@ -271,7 +280,7 @@ static void on_tls_ready(struct smtp_session *s)
 	       "cipher", conn_tls_cipher(s->conn));
 	/* RFC 3207 §4.2: forget everything learnt before TLS. */
 	s->helo = HELO_NONE;
-	s->helo_name[0] = '\0';
+	session_set_text(&s->helo_name, "", 0);
 	smtp_tx_free(&s->tx);
 	s->state = S_CMD;
 	if (s->mode == LISTEN_TLS)
@@ -529,6 +538,7 @@ static void session_destroy(struct smtp_session *s)
 	smtp_tx_free(&s->tx);
 	smtp_pipe_free(s);
 	smtp_auth_free(s);
+	session_set_text(&s->helo_name, "", 0);
 	run_queue_remove(s->queue, &s->resume);
 	run_queue_put(s->queue);
 	sd_event_source_disable_unref(s->delay);
@@ -663,6 +673,8 @@ struct smtp_session *smtp_session_new(const struct smtp_session_host *host,
 	struct smtp_session *s = xcalloc(1, sizeof(*s));
 	sd_event *event = host->event;
 
+	s->helo_name = s->user = session_no_text;
+	s->address = session_no_text;
 	s->host = *host;
 	s->st = st;
 	s->cfg = st->cfg;

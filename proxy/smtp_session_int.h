@@ -45,6 +45,8 @@
 /* A command as the audit records name it: a RCPT or MAIL line whole
  * (RFC 5321 §4.5.3.1.4: 512 octets), a longer one cut. */
 #define SESSION_AUDIT_CMD_MAX 512
+/* RFC 5321 §4.5.3.1.2: a domain is at most 255 octets. */
+#define SESSION_HELO_MAX 255
 
 enum session_state {
 	S_PROXY_HEADER,		/* waiting for the PROXY protocol header */
@@ -131,10 +133,13 @@ struct smtp_session {
 	enum listen_mode mode;
 	enum session_state state;
 	enum helo_state helo;
-	char helo_name[256];
+	/* helo_name and user are "" (session_no_text) until set by
+	 * session_set_text(), and sized to what they hold: idle sessions
+	 * are what a server mostly keeps. */
+	char *helo_name;
 	bool authenticated;
 	bool stopping;
-	char user[AUTH_USER_MAX + 1];		/* canonical, once authenticated */
+	char *user;				/* canonical, once authenticated */
 	char login_user[AUTH_USER_MAX + 1];	/* name being authenticated */
 	unsigned char pw_hash[AUTH_CACHE_HASH_LEN];	/* for the cache */
 	bool pw_hash_set;
@@ -142,7 +147,8 @@ struct smtp_session {
 	 * shared_state_timeout), wiped with the rest of smtp_auth_wipe(). */
 	struct sasl_credentials *held_cr;
 	uint64_t cache_gen;
-	char address[AUTH_ADDRESS_MAX + 1];	/* the user's, for AUTH= */
+	const char *address;	/* the user's, for AUTH= (addrs[0], user or
+				   "") */
 	char **addrs;			/* all the user's, for sender_check */
 	size_t n_addrs;
 	char **groups;			/* its rate groups (group_rate...) */
@@ -224,6 +230,10 @@ void smtp_auth_line_too_long(struct smtp_session *s);
 void smtp_auth_wipe(struct smtp_session *s);
 void smtp_auth_on_delay(struct smtp_session *s);
 /* What authentication left in the session (addresses, groups). */
+/* The empty text helo_name and user start as. */
+extern char session_no_text[];
+/* *field (helo_name, user) becomes at most max octets of text. */
+void session_set_text(char **field, const char *text, size_t max);
 void smtp_auth_free(struct smtp_session *s);
 
 /* session_audit.c */
