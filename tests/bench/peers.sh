@@ -16,6 +16,7 @@
 #                 auth service only, socket in the work directory), queue
 #                 in the work directory, relayhost the sink
 #   openssl s_server  x8 RSA, x8 ECDSA (one connection at a time each)
+#   HAProxy 2.6   tcp mode, forwarding to the sink (B and BL's baseline)
 #
 # Server CPU = utime + stime of the server's whole process tree (and of
 # the children it reaped: cutime + cstime) from /proc, over each run;
@@ -28,7 +29,8 @@
 #      session in plaintext without AUTH (what the SMTP part costs the
 #      leanest server, against the 15 % of a handshake the target leaves)
 #   B  1 KiB messages on 8 open sessions: CPU per message (smtp-sink
-#      alone: its own CPU per message, plaintext)
+#      alone: its own CPU per message, plaintext; HAProxy in tcp mode
+#      forwarding the plaintext dialogue to the sink: its own CPU)
 #   BL the same with a client that pipelines MAIL, RCPT and DATA
 #      (loadgen -L), as mail clients do where PIPELINING is offered
 #   C  5 MiB messages on 4 sessions: CPU per MB (10^6 octets)
@@ -39,7 +41,9 @@
 #
 # RUNS [3] DUR [4] s per run, CONC_A [32], IDLE_N [500], BENCH_PORT
 # [25500] (.. +40), BENCH_DIR (default a new /tmp/authrelay-peers.*),
-# PEERS [1] (0: authrelay and the baselines only). BASE_BUILDDIR: a
+# PEERS [1] (0: authrelay and the baselines only), ONLY [A B BL C D]
+# (the scenarios to run, e.g. ONLY="B BL" with more RUNS for a closer
+# look at one). BASE_BUILDDIR: a
 # second authrelay build (the one before a change) run as a third
 # instance (RSA) through A, B, C and D interleaved with the first, for
 # ratios new/base within one go. Needs root (Postfix's
@@ -50,6 +54,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 BUILDDIR=${AUTHRELAY_BUILDDIR:-/work/build-lead}
 RUNS=${RUNS:-3} DUR=${DUR:-4} CONC_A=${CONC_A:-32} IDLE_N=${IDLE_N:-500}
 PEERS=${PEERS:-1}
+ONLY=" ${ONLY:-A B BL C D} "
+want() { [[ $ONLY == *" $1 "* ]]; }
 BASE_BUILDDIR=${BASE_BUILDDIR:-}
 PORT=${BENCH_PORT:-25500}
 WORK=${BENCH_DIR:-$(mktemp -d /tmp/authrelay-peers.XXXXXX)}
@@ -113,6 +119,7 @@ P_DOV=$((PORT + 6)) P_PF=$((PORT + 7))
 P_BA_S=$((PORT + 8)) P_BA_T=$((PORT + 9))	# BASE_BUILDDIR's authrelay
 SS_RSA=$(seq -s, $((PORT + 10)) $((PORT + 17)))
 SS_EC=$(seq -s, $((PORT + 20)) $((PORT + 27)))
+P_FWD=$((PORT + 30))	# HAProxy forwarding TCP to the sink
 
 # --------------------------------------------------------------------------
 # slapd
@@ -171,6 +178,29 @@ wait_port "$P_LDAP" || die "slapd did not start"
 /usr/sbin/smtp-sink -u nobody -m 4000 "127.0.0.1:$P_SINK" 4096 \
 	>"$WORK/smtp-sink.log" 2>&1 &
 PIDS+=($!); SRV[sink]=$!
+
+# The leanest relay there is: HAProxy in tcp mode forwards the octets to
+# the sink and back, on two threads as authrelay (no TLS, no SMTP, no
+# policy, no log). What relaying the same dialogue costs the kernel and
+# a minimal event loop.
+cat > "$WORK/haproxy.cfg" <<CONF
+global
+	nbthread 2
+	maxconn 1000
+defaults
+	mode tcp
+	timeout connect 5s
+	timeout client 60s
+	timeout server 60s
+frontend fwd
+	bind 127.0.0.1:$P_FWD
+	default_backend sink
+backend sink
+	server sink 127.0.0.1:$P_SINK
+CONF
+haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 </dev/null &
+PIDS+=($!); SRV[fwd]=$!
+wait_port "$P_FWD" || die "haproxy did not start"
 
 for p in ${SS_RSA//,/ }; do
 	openssl s_server -quiet -www -accept "127.0.0.1:$p" -cert "$WORK/cert.pem" \
@@ -427,6 +457,7 @@ on_all() {
 	local scen=$1 unit=$2
 	shift 2
 	run "${scen}_sink" sink "$unit" -M plain -p "$P_SINK" "$@"
+	[ "$unit" = msg ] && run "${scen}_fwd" fwd "$unit" -M plain -p "$P_FWD" "$@"
 	run "${scen}_ar_rsa" ar_rsa "$unit" -p "$P_AR_S" "$@" "${AUTH[@]}"
 	[ -n "$BASE_BUILDDIR" ] && run "${scen}_ar_base" ar_base "$unit" -p "$P_BA_S" "$@" "${AUTH[@]}"
 	if [ "$PEERS" = 1 ]; then
@@ -452,24 +483,26 @@ echo "$(cat /proc/loadavg)" > "$WORK/res/loadavg"
 for r in $(seq 1 "$RUNS"); do
 	log "run $r/$RUNS"
 	cat /proc/loadavg >> "$WORK/res/loadavg"
-	run A_ar_rsa ar_rsa session -p "$P_AR_S" "${A[@]}"
-	run A_sink sink session -M plain -p "$P_SINK" -c "$CONC_A" -m 1 -s 10240
-	[ -n "$BASE_BUILDDIR" ] && run A_ar_base ar_base session -p "$P_BA_S" "${A[@]}"
-	run H_ar_rsa ar_rsa session -p "$P_AR_T" "${HS[@]}"
-	run H_ss_rsa ss_rsa session -p "$SS_RSA" "${HS[@]}"
-	run A_ar_ec ar_ec session -p "$P_EC_S" "${A[@]}"
-	run H_ar_ec ar_ec session -p "$P_EC_T" "${HS[@]}"
-	run H_ss_ec ss_ec session -p "$SS_EC" "${HS[@]}"
-	run AS_ar_rsa ar_rsa session -p "$P_AR_S" "${A[@]}" -S
-	run HS_ar_rsa ar_rsa session -p "$P_AR_T" "${HS[@]}" -S
-	run HS_ss_rsa ss_rsa session -p "$SS_RSA" "${HS[@]}" -S
-	if [ "$PEERS" = 1 ]; then
-		run A_dovecot dovecot session -p "$P_DOV" "${A[@]}"
-		run A_postfix postfix session -p "$P_PF" "${A[@]}"
+	if want A; then
+		run A_ar_rsa ar_rsa session -p "$P_AR_S" "${A[@]}"
+		run A_sink sink session -M plain -p "$P_SINK" -c "$CONC_A" -m 1 -s 10240
+		[ -n "$BASE_BUILDDIR" ] && run A_ar_base ar_base session -p "$P_BA_S" "${A[@]}"
+		run H_ar_rsa ar_rsa session -p "$P_AR_T" "${HS[@]}"
+		run H_ss_rsa ss_rsa session -p "$SS_RSA" "${HS[@]}"
+		run A_ar_ec ar_ec session -p "$P_EC_S" "${A[@]}"
+		run H_ar_ec ar_ec session -p "$P_EC_T" "${HS[@]}"
+		run H_ss_ec ss_ec session -p "$SS_EC" "${HS[@]}"
+		run AS_ar_rsa ar_rsa session -p "$P_AR_S" "${A[@]}" -S
+		run HS_ar_rsa ar_rsa session -p "$P_AR_T" "${HS[@]}" -S
+		run HS_ss_rsa ss_rsa session -p "$SS_RSA" "${HS[@]}" -S
+		if [ "$PEERS" = 1 ]; then
+			run A_dovecot dovecot session -p "$P_DOV" "${A[@]}"
+			run A_postfix postfix session -p "$P_PF" "${A[@]}"
+		fi
 	fi
-	on_all B msg "${B[@]}"
-	on_all BL msg "${B[@]}" -L
-	on_all C mb "${C[@]}"
+	want B && on_all B msg "${B[@]}"
+	want BL && on_all BL msg "${B[@]}" -L
+	want C && on_all C mb "${C[@]}"
 done
 hwm1=$(hwm_net "${SRV[ar_rsa]}")
 
@@ -490,10 +523,12 @@ idle() {	# name port
 	wait "$lg"
 	echo "$1 pss_before_kib=$p0 pss_open_kib=$p1 $(grep '^IDLE_READY' "$out" | head -1)" >> "$WORK/res/D"
 }
-log "idle sessions: $IDLE_N per server"
-idle ar_rsa "$P_AR_S"
-[ -n "$BASE_BUILDDIR" ] && idle ar_base "$P_BA_S"
-[ "$PEERS" = 1 ] && { idle dovecot "$P_DOV"; idle postfix "$P_PF"; }
+if want D; then
+	log "idle sessions: $IDLE_N per server"
+	idle ar_rsa "$P_AR_S"
+	[ -n "$BASE_BUILDDIR" ] && idle ar_base "$P_BA_S"
+	[ "$PEERS" = 1 ] && { idle dovecot "$P_DOV"; idle postfix "$P_PF"; }
+fi
 
 # --------------------------------------------------------------------------
 # Summary
@@ -513,6 +548,7 @@ line() {	# label scen unit
 }
 lines_all() {	# SCEN unit: on_all's servers but the base build
 	line "smtp-sink alone (plaintext, its own CPU)" "${1}_sink" "$2"
+	[ "$2" = msg ] && line "HAProxy forwarding TCP to the sink (plaintext)" "${1}_fwd" "$2"
 	line "authrelay" "${1}_ar_rsa" "$2"
 	if [ "$PEERS" = 1 ]; then
 		line "Dovecot submission" "${1}_dovecot" "$2"
@@ -554,10 +590,10 @@ lines_all() {	# SCEN unit: on_all's servers but the base build
 	[ "$PEERS" = 1 ] && echo "  ratio Dovecot / authrelay $(ratio "$(med A_dovecot 1)" "$(med A_ar_rsa 1)"), Postfix / authrelay $(ratio "$(med A_postfix 1)" "$(med A_ar_rsa 1)")"
 	echo "B  1 KiB messages on 8 open sessions"
 	lines_all B msg
-	echo "  ratio authrelay / smtp-sink $(ratio "$(med B_ar_rsa 1)" "$(med B_sink 1)") (target: 0.07 ms, about 2 x)"
+	echo "  ratio authrelay / smtp-sink $(ratio "$(med B_ar_rsa 1)" "$(med B_sink 1)") (target: 0.07 ms, about 2 x), authrelay / HAProxy forwarding $(ratio "$(med B_ar_rsa 1)" "$(med B_fwd 1)")"
 	echo "BL the same with a client that pipelines MAIL, RCPT and DATA (RFC 2920; loadgen -L)"
 	lines_all BL msg
-	echo "  ratio authrelay / smtp-sink $(ratio "$(med BL_ar_rsa 1)" "$(med BL_sink 1)")"
+	echo "  ratio authrelay / smtp-sink $(ratio "$(med BL_ar_rsa 1)" "$(med BL_sink 1)"), authrelay / HAProxy forwarding $(ratio "$(med BL_ar_rsa 1)" "$(med BL_fwd 1)")"
 	echo "C  5 MiB messages on 4 sessions, per MB (10^6 octets)"
 	lines_all C MB
 	echo "  authrelay network process VmHWM before A-C and after: $hwm0 -> $hwm1 KiB (target 1.0 ms/MB, memory flat)"
@@ -566,7 +602,7 @@ lines_all() {	# SCEN unit: on_all's servers but the base build
 		e = v["established"] + 0
 		printf "  %-44s %8.1f KiB/session (%s -> %s KiB, %d established, %s failed)\n", $1,
 			(e > 0 ? (v["pss_open_kib"] - v["pss_before_kib"]) / e : 0),
-			v["pss_before_kib"], v["pss_open_kib"], e, v["failed"] }' "$WORK/res/D"
+			v["pss_before_kib"], v["pss_open_kib"], e, v["failed"] }' "$WORK/res/D" 2>/dev/null
 	if [ -n "$BASE_BUILDDIR" ]; then
 		echo "BASE  $BASE_BUILDDIR (sha256 $(sha256sum "$WORK/base/authrelay" | cut -c1-12)), RSA, in the same runs"
 		line "base build: A session" A_ar_base session
