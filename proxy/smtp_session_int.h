@@ -83,11 +83,12 @@ struct tx_rcpt {
  * RSET, or the end of the session. */
 struct smtp_tx {
 	bool open;			/* the smarthost took the MAIL */
-	/* MAIL answered by us, to go upstream with the first RCPT
-	 * (smtp_tx.c mail_hold): late stays set for the transaction,
-	 * held until it is sent; the smarthost's refusal of it, if any,
-	 * answers every RCPT. */
-	bool mail_late, mail_held;
+	/* MAIL answered by us (smtp_tx.c mail_hold): late stays set for
+	 * the transaction; held until it goes upstream with the first
+	 * RCPT; reply_due while our 250 waits for the smarthost's reply
+	 * (commands pipelined behind it). The smarthost's refusal of it,
+	 * if any, answers every RCPT. */
+	bool mail_late, mail_held, mail_reply_due;
 	struct relay_reply *mail_refusal;
 	struct smtp_mail_args mail;
 	struct smtp_rcpt_args rcpt;	/* the RCPT waiting for its reply */

@@ -37,9 +37,14 @@ void smtp_tx_free(struct smtp_tx **txp)
 	free(tx);
 }
 
+/* A transaction left without RSET (EHLO, QUIT, STARTTLS): the
+ * smarthost connection goes with it. So it does when the MAIL was ours
+ * (mail_hold) and went upstream or not, depending on when the client's
+ * commands came: the next MAIL then opens a new one either way, and
+ * gets the same reply. */
 void smtp_tx_abandon(struct smtp_session *s)
 {
-	if (s->tx != NULL && s->tx->open)
+	if (s->tx != NULL && (s->tx->open || s->tx->mail_late))
 		relay_abort(&s->relay);
 	smtp_tx_free(&s->tx);
 }
@@ -74,34 +79,52 @@ static void relay_send_mail(struct smtp_session *s)
 	}
 }
 
-/* MAIL from a client that waits for its reply, on a smarthost
- * connection that is up and takes pipelined commands: answered here,
- * and sent on with the first RCPT, in one write, as a pipelining
- * client's would be: one round trip to the smarthost less per message. What the smarthost says to that MAIL comes back as the
- * first RCPT's reply if it refuses (and every later RCPT's: the
- * transaction stays open for the client until RSET), the way Postfix's
- * smtpd_delay_reject moves refusals to RCPT. A session's first MAIL,
- * and one on a connection just taken from the cache (which may yet be
- * found closed and be replaced, relay_cache.h), go upstream at once. */
+/* MAIL on a smarthost connection that is up and takes pipelined
+ * commands is answered by us, 250, and the smarthost's refusal of it,
+ * if any, comes back as the reply to each RCPT (the transaction stays
+ * open for the client until RSET), the way Postfix's smtpd_delay_reject
+ * moves refusals to RCPT. From a client that waits for the reply, the
+ * MAIL is held and goes upstream with the first RCPT, in one write: one
+ * round trip to the smarthost less per message. With commands pipelined
+ * behind it, it goes now, with them, and our 250 waits for its reply so
+ * that all the replies go out in one write. The replies are the same
+ * either way, however the client's octets arrive. A session's first
+ * MAIL, and one on a connection just taken from the cache (which may
+ * yet be found closed and be replaced, relay_cache.h), go upstream at
+ * once and get the smarthost's own reply. */
+static void mail_send_late(struct smtp_session *s);
+
 static bool mail_hold(struct smtp_session *s)
 {
 	struct smtp_tx *tx = s->tx;
 
-	/* A client that pipelined its RCPTs behind the MAIL has them sent
-	 * with it anyway (smtp_pipeline.c), and gets all their replies in
-	 * one write. */
 	if (s->relay == NULL || !relay_pipelining(s->relay) ||
 	    s->pending != P_NONE ||
-	    line_reader_pending(conn_input(s->conn)) > 0 ||
 	    (tx->mail.smtputf8 && !relay_caps(s->relay)->smtputf8))
 		return false;
-	tx->mail_late = tx->mail_held = true;
+	tx->mail_late = true;
+	if (line_reader_pending(conn_input(s->conn)) > 0) {
+		tx->mail_reply_due = true;
+		mail_send_late(s);
+		return true;
+	}
+	tx->mail_held = true;
 	session_reply(s, "250 2.1.0 Ok");
 	return true;
 }
 
-/* The first RCPT after a held MAIL: both go upstream. */
-static void mail_send_held(struct smtp_session *s)
+/* Our 250 to a MAIL sent with the commands behind it, once the
+ * smarthost has answered it (or is gone). */
+static void mail_reply_late(struct smtp_session *s)
+{
+	if (s->tx == NULL || !s->tx->mail_reply_due)
+		return;
+	s->tx->mail_reply_due = false;
+	session_reply(s, "250 2.1.0 Ok");
+}
+
+/* A MAIL answered by us goes upstream. */
+static void mail_send_late(struct smtp_session *s)
 {
 	struct smtp_tx *tx = s->tx;
 	struct relay_reply rep;
@@ -111,6 +134,7 @@ static void mail_send_held(struct smtp_session *s)
 	if (relay_mail(s->relay, &tx->mail, &rep) < 0) {
 		tx->mail_refusal = xmalloc(sizeof(*tx->mail_refusal));
 		*tx->mail_refusal = rep;
+		mail_reply_late(s);
 		return;
 	}
 	smtp_pipe_expect(s, P_MAIL_LATE);
@@ -161,7 +185,7 @@ static void on_relay_reply(struct smtp_session *s, enum relay_pending p,
 
 	switch (p) {
 	case P_MAIL_LATE:
-		/* The client had our 250 (mail_hold). */
+		/* The client has our 250 (mail_hold), or gets it now. */
 		if (tx == NULL)
 			break;
 		if (rep->code / 100 == 2) {
@@ -171,6 +195,7 @@ static void on_relay_reply(struct smtp_session *s, enum relay_pending p,
 			*tx->mail_refusal = *rep;
 			metrics_message_refused(METRICS_REFUSED_SMARTHOST);
 		}
+		mail_reply_late(s);
 		break;
 	case P_MAIL:
 		if (rep->code / 100 == 2) {
@@ -225,6 +250,16 @@ static void on_relay_reply(struct smtp_session *s, enum relay_pending p,
 		end_of_data(s, rep);
 		break;
 	case P_RSET:
+		if (tx != NULL && tx->mail_late) {
+			/* With MAIL ours, RSET is ours too: whether it went
+			 * upstream depends on when the MAIL did. A smarthost
+			 * that refuses it is not kept. */
+			smtp_tx_free(&s->tx);
+			if (rep->code / 100 != 2)
+				relay_abort(&s->relay);
+			session_reply(s, "250 2.0.0 Ok");
+			break;
+		}
 		smtp_tx_free(&s->tx);
 		reply_relayed(s, rep);
 		break;
@@ -238,6 +273,7 @@ static void on_relay_event(struct relay *r, enum relay_event ev,
 {
 	struct smtp_session *s = ctx;
 	enum relay_pending p = s->pending;
+	bool late;
 
 	switch (ev) {
 	case RELAY_EV_READY:
@@ -251,6 +287,7 @@ static void on_relay_event(struct relay *r, enum relay_event ev,
 		session_schedule_resume(s);
 		return;
 	case RELAY_EV_FAILED:
+		late = s->tx != NULL && s->tx->mail_late;
 		relay_abort(&s->relay);
 		s->pending = P_NONE;
 		if (s->state == S_DATA) {
@@ -277,8 +314,12 @@ static void on_relay_event(struct relay *r, enum relay_event ev,
 		 * OAuth2 token for it (relay.c says 4.7.0) is a security
 		 * failure of ours, temporary too (RFC 3463 §3.8). */
 		if (p == P_MAIL_LATE)
-			;	/* answered already: the RCPT behind it gets
-				 * its 451 below */
+			/* ours, as had the connection been lost before it
+			 * went: the RCPTs behind it get their 451 below */
+			mail_reply_late(s);
+		else if (p == P_RSET && late)
+			/* ours too (case P_RSET above) */
+			session_reply(s, "250 2.0.0 Ok");
 		else if (strcmp(rep->enhanced, "4.7.0") == 0)
 			session_reply(s, "451 4.7.0 Smarthost authentication "
 				      "unavailable, try again later");
@@ -476,7 +517,7 @@ static void on_rcpt_rated(void *ctx, enum policy_verdict v)
 	if (relay_gone(s))
 		return;
 	if (s->tx->mail_held)
-		mail_send_held(s);
+		mail_send_late(s);
 	if (s->tx->mail_refusal != NULL && s->pending == P_NONE) {
 		/* The smarthost's refusal of the MAIL is known: no use
 		 * asking it about this recipient. */

@@ -112,23 +112,71 @@ def test_one_recipient_is_named_in_received(smarthosts, authrelay):
 
 
 def test_refused_mail_refuses_what_follows(smarthosts, authrelay):
-    """A client that pipelines gets the smarthost's refusal of MAIL at
-    MAIL, also on an open connection (a MAIL with RCPTs behind it is not
-    answered by us: test_mail_goes_upstream_with_the_first_rcpt)."""
     sh = smarthosts(faults={"MAIL": "451 4.3.0 Try later\r\n"})
     d = authrelay(config=relay_config(sh))
     c = d.authed(USER)
-    for n in range(2):
-        c.send(group(["bob@example.net", "carol@example.net"]))
-        # after the refused MAIL, what one at a time would get: the
-        # command gate's 503 "Need MAIL command", DATA's too
-        want = [(451, "4.3.0"), (503, "5.5.1"), (503, "5.5.1"),
-                (503, "5.5.1")]
-        for i, (code, enh) in enumerate(want):
-            check(c.read_reply(), code, enh, what=f"round {n} reply {i}")
+    # The session's first MAIL opens the relay connection and gets the
+    # smarthost's refusal; after it, what one at a time would get: the
+    # command gate's 503 "Need MAIL command", DATA's too.
+    c.send(group(["bob@example.net", "carol@example.net"]))
+    want = [(451, "4.3.0"), (503, "5.5.1"), (503, "5.5.1"), (503, "5.5.1")]
+    for i, (code, enh) in enumerate(want):
+        check(c.read_reply(), code, enh, what=f"first MAIL, reply {i}")
+    # On the open connection MAIL is ours, as for a client that waits
+    # for each reply (test_refusal_of_a_held_mail_answers_each_recipient):
+    # the smarthost's refusal answers each recipient, DATA finds none.
+    # The group still goes upstream in one write.
+    c.send(group(["bob@example.net", "carol@example.net"]))
+    want = [(250, "2.1.0"), (451, "4.3.0"), (451, "4.3.0"), (554, "5.5.1")]
+    for i, (code, enh) in enumerate(want):
+        check(c.read_reply(), code, enh, what=f"second MAIL, reply {i}")
     c.expect("NOOP", 250)
+    c.expect("RSET", 250)
     c.quit()
     assert sh.messages == []
+    assert [b"MAIL", b"RCPT", b"RCPT", b"DATA"] in \
+        reads_with_commands(sh.sessions[0])
+
+
+@pytest.mark.parametrize("smarthost_mail", ["accepts", "refuses"])
+@pytest.mark.parametrize("cmds", [
+    ["RCPT TO:<bob@example.net>", "RCPT TO:<carol@example.net>", "RSET"],
+    ["NOOP", "RSET"],
+    ["RCPT TO:<bob@example.net>", "EHLO client.example",
+     f"MAIL FROM:<{SENDER}>", "RSET"],
+], ids=["recipients", "rset", "ehlo"])
+def test_replies_do_not_depend_on_how_commands_arrive(smarthosts, authrelay,
+                                                      cmds, smarthost_mail):
+    """The same commands after a MAIL on an open connection, pipelined
+    in one write or sent one by one, get the same replies, whether the
+    MAIL went upstream at once (commands behind it) or with the first
+    RCPT (none): RSET's and the next MAIL's included."""
+    def mail(sess, line):
+        if smarthost_mail == "refuses" and len(sess.transactions) > 1:
+            return REFUSE_SENDER
+        return None
+
+    # RSET's reply tells the smarthost's from ours
+    sh = smarthosts(faults={"MAIL": mail,
+                            "RSET": b"250 2.0.0 Flushed at the smarthost\r\n"})
+    # a connection of its own for each session: the smarthost counts
+    # transactions per connection
+    d = authrelay(config=relay_config(sh, connection_cache=0))
+    cmds = [f"MAIL FROM:<{SENDER}>"] + cmds
+    got = []
+    for together in (True, False):
+        c = d.authed(USER)
+        one_by_one(c, 0)
+        if together:
+            c.send("".join(f"{cmd}\r\n" for cmd in cmds))
+            got.append([c.read_reply() for _ in cmds])
+        else:
+            got.append([c.cmd(cmd) for cmd in cmds])
+        c.quit()
+    assert [(r.code, r.lines) for r in got[0]] == \
+        [(r.code, r.lines) for r in got[1]], \
+        f"pipelined: {got[0]!r}, one by one: {got[1]!r}"
+    assert got[1][0].code == 250 and got[1][-1].code == 250
 
 
 def transaction_verbs(sess):
