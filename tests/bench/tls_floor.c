@@ -504,6 +504,27 @@ static int conn_event(struct side *s, struct conn *c, uint32_t ev)
 
 /* ---- server ---- */
 
+/* One wait of a side's loop, within the run's deadline: the events (0
+ * after a signal), or -1 on timeout or error, said on stderr. */
+static int wait_events(struct side *s, struct epoll_event *evs,
+		       size_t target)
+{
+	int n;
+
+	if (past_deadline()) {
+		fprintf(stderr, "tls_floor: %s: timeout, %zu of %zu "
+			"connections idle\n", who(s), s->idle, target);
+		return -1;
+	}
+	n = epoll_wait(s->epfd, evs, EPOLL_BATCH, ms_left());
+	if (n < 0 && errno == EINTR)
+		return 0;
+	if (n < 0)
+		fprintf(stderr, "tls_floor: %s: epoll_wait: %s\n", who(s),
+			strerror(errno));
+	return n;
+}
+
 static int epoll_add(int epfd, int fd, uint32_t data)
 {
 	struct epoll_event e = { .events = EPOLLIN, .data.u32 = data };
@@ -575,18 +596,8 @@ static int serve(struct side *s, int lfd, size_t target, int readyfd)
 	     w++) {
 		int n;
 
-		if (past_deadline()) {
-			fprintf(stderr, "tls_floor: server: timeout, %zu of "
-				"%zu connections idle\n", s->idle, target);
+		if ((n = wait_events(s, evs, target)) < 0)
 			return -1;
-		}
-		if ((n = epoll_wait(s->epfd, evs, EPOLL_BATCH, ms_left())) < 0) {
-			if (errno == EINTR)
-				continue;
-			fprintf(stderr, "tls_floor: epoll_wait: %s\n",
-				strerror(errno));
-			return -1;
-		}
 		for (int i = 0; i < n; i++) {
 			uint32_t d = evs[i].data.u32;
 			int r;
@@ -710,18 +721,8 @@ static int connect_all(struct side *s, size_t target, unsigned port)
 				return -1;
 		if (s->idle == target)
 			break;
-		if (past_deadline()) {
-			fprintf(stderr, "tls_floor: client: timeout, %zu of "
-				"%zu connections idle\n", s->idle, target);
+		if ((n = wait_events(s, evs, target)) < 0)
 			return -1;
-		}
-		if ((n = epoll_wait(s->epfd, evs, EPOLL_BATCH, ms_left())) < 0) {
-			if (errno == EINTR)
-				continue;
-			fprintf(stderr, "tls_floor: client: epoll_wait: %s\n",
-				strerror(errno));
-			return -1;
-		}
 		for (int i = 0; i < n; i++) {
 			if (evs[i].data.u32 == EV_CTL)
 				return -1;
